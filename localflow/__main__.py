@@ -1,0 +1,5 @@
+"""`python -m localflow` runs the `lf` command line."""
+
+from localflow.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""`lf list`, `lf inspect ID`, `lf history ID`: read-only views folded from histories."""
+
+from __future__ import annotations
+
+import argparse
+
+from localflow.cli import render
+from localflow.cli.common import add_json_flag, console, engine_for, print_json
+from localflow.core import events as ev
+from localflow.errors import LocalFlowError
+from localflow.store.paths import validate_workflow_id
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list workflows, newest first")
+    p.add_argument("--status", choices=["running", "completed", "failed"], help="only this status")
+    p.add_argument("--flow", help="only workflows of this flow")
+    p.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50; 0 = all)")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_list)
+
+    p = sub.add_parser("inspect", help="status, input, result, steps and attempts of one workflow")
+    p.add_argument("id")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_inspect)
+
+    p = sub.add_parser("history", help="every event of one workflow")
+    p.add_argument("id")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_history)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    states, problems = [], []
+    for workflow_id in engine.workflow_ids():
+        try:
+            states.append(engine.load(workflow_id).state)
+        except LocalFlowError as exc:
+            problems.append(f"{workflow_id}: {exc}")
+    if args.status:
+        states = [s for s in states if s.status == args.status]
+    if args.flow:
+        states = [s for s in states if s.flow.name == args.flow]
+    states.sort(key=lambda s: (s.started_at, s.workflow_id), reverse=True)
+    if args.limit and args.limit > 0:
+        states = states[: args.limit]
+    if args.json:
+        print_json([render.summary(s) for s in states])
+    else:
+        out = console()
+        if states:
+            out.print(render.list_table(states))
+        else:
+            out.print("no workflows yet: start one with `lf run FLOW` or `lf start FLOW`")
+    err = console()
+    for problem in problems:
+        err.stderr = True
+        err.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    state = engine.load(validate_workflow_id(args.id)).state
+    if args.json:
+        print_json(render.details(state))
+    else:
+        console().print(render.inspect_view(state))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    loaded = engine.load(validate_workflow_id(args.id))
+    if args.json:
+        print_json([ev.to_record(e) for e in loaded.events])
+    else:
+        console().print(render.history_table(loaded.events))
+    return 0

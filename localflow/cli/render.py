@@ -1,0 +1,172 @@
+"""What the read commands show: stable JSON shapes and the rich renderables built from them.
+
+Functions here return data or renderables and print nothing; tests render them
+into ``Console(file=io.StringIO(), width=100, color_system=None)``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from localflow.core import events as ev
+from localflow.core.state import TimerState, WorkflowState
+from localflow.core.timefmt import format_duration, to_iso
+from localflow.present import describe, short_json
+
+STATUS_STYLE = {"running": "cyan", "completed": "green", "failed": "red", "scheduled": "yellow"}
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else to_iso(ms)
+
+
+def _local(ms: int | None) -> str:
+    return "-" if ms is None else to_iso(ms).replace("T", " ")[:19]
+
+
+# --- JSON shapes ----------------------------------------------------------------
+
+
+def summary(state: WorkflowState) -> dict[str, Any]:
+    """One row of `lf list --json`."""
+    return {
+        "id": state.workflow_id,
+        "flow": state.flow.name,
+        "status": state.status,
+        "step": state.current_label or None,
+        "started": _iso(state.started_at),
+        "updated": _iso(state.updated_at),
+    }
+
+
+def details(state: WorkflowState) -> dict[str, Any]:
+    """`lf inspect --json`."""
+    steps = []
+    for step in state.steps.values():
+        steps.append({
+            "step": step.step,
+            "status": step.status,
+            "result": step.result,
+            "attempts": [
+                {
+                    "attempt": a.number,
+                    "status": a.outcome or ("running" if a.started_at else "scheduled"),
+                    "scheduled": _iso(a.scheduled_at),
+                    "started": _iso(a.started_at),
+                    "ended": _iso(a.ended_at),
+                    "duration_ms": a.duration_ms,
+                    "pid": a.pid,
+                    "error": a.error,
+                }
+                for a in step.attempts
+            ],
+        })
+    return {
+        **summary(state),
+        "flow_hash": state.flow_hash,
+        "flow_file": state.flow.file,
+        "input": dict(state.input),
+        "result": state.result,
+        "error": state.error,
+        "ended": _iso(state.ended_at),
+        "steps": steps,
+        "pending_timers": [_timer(t) for t in state.pending_timers()],
+        "pending_activities": [
+            {"step": step, "attempt": a.number, "pid": a.pid, "scheduled": _iso(a.scheduled_at)}
+            for step, a in state.pending_attempts()
+        ],
+    }
+
+
+def _timer(timer: TimerState) -> dict[str, Any]:
+    return {"timer": timer.timer, "step": timer.step, "purpose": timer.purpose,
+            "duration_ms": timer.duration_ms, "fire_at": _iso(timer.fire_at)}
+
+
+# --- renderables ----------------------------------------------------------------
+
+
+def _status(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def list_table(states: list[WorkflowState]) -> Table:
+    table = Table(title=None, show_lines=False)
+    for column in ("ID", "FLOW", "STATUS", "STEP", "STARTED", "LAST CHANGE"):
+        table.add_column(column, no_wrap=column != "ID", overflow="fold")
+    for state in states:
+        table.add_row(state.workflow_id, state.flow.name, _status(state.status), state.current_label or "-",
+                      _local(state.started_at), _local(state.updated_at))
+    return table
+
+
+def inspect_view(state: WorkflowState) -> Group:
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column(overflow="fold")
+    head.add_row("workflow", state.workflow_id)
+    head.add_row("flow", f"{state.flow.name}  ({state.flow.file}, sha256 {state.flow_hash[:12]})")
+    head.add_row("status", _status(state.status))
+    if state.current_label:
+        head.add_row("current step", state.current_label)
+    head.add_row("input", json.dumps(dict(state.input), ensure_ascii=False))
+    if state.status == "completed":
+        head.add_row("result", json.dumps(state.result, ensure_ascii=False))
+    if state.error:
+        head.add_row("error", Text(str(state.error.get("message")), style="red"))
+    head.add_row("started", _local(state.started_at))
+    head.add_row("ended" if state.ended_at else "last change", _local(state.ended_at or state.updated_at))
+    parts: list[Any] = [head]
+    parts.append(_steps_table(state))
+    pending = state.pending_timers()
+    if pending:
+        timers = Table(title="pending timers", title_justify="left")
+        for column in ("TIMER", "FOR", "PURPOSE", "FIRES AT"):
+            timers.add_column(column)
+        for t in pending:
+            timers.add_row(str(t.timer), t.step, t.purpose, _local(t.fire_at))
+        parts.append(timers)
+    return Group(*parts)
+
+
+def _steps_table(state: WorkflowState) -> Table:
+    table = Table(title="steps", title_justify="left")
+    for column in ("STEP", "ATTEMPT", "STATUS", "STARTED", "DURATION", "DETAIL"):
+        table.add_column(column, overflow="fold")
+    for step in state.steps.values():
+        for a in step.attempts:
+            status = a.outcome or ("running" if a.started_at else "scheduled")
+            if a.outcome == "completed":
+                detail = short_json(a.result, 60)
+            elif a.error:
+                detail = f"{a.error.get('kind')}: {a.error.get('message')}"
+            else:
+                detail = f"pid {a.pid}" if a.pid else ""
+            table.add_row(step.step, str(a.number), _status(status), _local(a.started_at or a.scheduled_at),
+                          format_duration(a.duration_ms), detail)
+    return table
+
+
+def history_table(events: list[ev.Event]) -> Table:
+    table = Table()
+    for column in ("SEQ", "TIME", "TYPE", "DETAIL"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("SEQ", "TYPE"))
+    for event in events:
+        kind = type(event).__name__
+        style = "bold" if event.decision else ""
+        table.add_row(str(event.seq), to_iso(event.ts)[11:23], Text(kind, style=style), describe(event))
+    return table
+
+
+def result_panel(state: WorkflowState) -> Panel:
+    if state.status == "completed":
+        body = json.dumps(state.result, indent=2, ensure_ascii=False)
+        return Panel(body, title=f"{state.workflow_id} completed", border_style="green", expand=False)
+    message = (state.error or {}).get("message", "unknown error")
+    return Panel(Text(message), title=f"{state.workflow_id} failed", border_style="red", expand=False)

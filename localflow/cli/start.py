@@ -1,0 +1,121 @@
+"""`lf start FLOW` (create a workflow) and `lf run FLOW` (create it and see it through).
+
+`lf run` drives the workflow itself when no supervisor is running (it takes the
+executor slot for the time it runs), or follows the supervisor's progress when
+one is. Either way it prints each event as it happens, then the result, and
+exits 0 if the workflow completed, 1 if it failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+
+from localflow.cli import render
+from localflow.cli.common import add_json_flag, console, engine_for, parse_input, print_json
+from localflow.core.state import WorkflowState
+from localflow.core.timefmt import to_iso
+from localflow.engine import Engine
+from localflow.errors import SupervisorRunning
+from localflow.present import describe
+from localflow.supervisor.executor import Executor
+from localflow.supervisor.service import ExecutorSlot, supervisor_running
+
+_POLL_S = 0.2
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    for name, handler, text in (
+        ("start", cmd_start, "start a workflow (a supervisor runs it) and print its id"),
+        ("run", cmd_run, "start a workflow and run it to the end in the foreground"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("flow", help="flow name: flows/<FLOW>.flow")
+        p.add_argument("--input", metavar="JSON", help="the input as a JSON object")
+        p.add_argument("-i", dest="pairs", action="append", metavar="KEY=VALUE",
+                       help="one input value (JSON, or else a string); repeatable")
+        p.add_argument("--id", help="workflow id (default: FLOW-<utc time>-<random>)")
+        if name == "start":
+            add_json_flag(p)
+        p.set_defaults(handler=handler)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    workflow_id = engine.start(args.flow, parse_input(args.input, args.pairs), args.id)
+    holder = supervisor_running(engine)
+    if args.json:
+        print_json({"id": workflow_id, "supervisor": holder})
+    else:
+        print(workflow_id)
+    if holder is None:
+        sys.stderr.write("note: no supervisor is running, so nothing runs it yet: start one with "
+                         "`lf supervise` (or use `lf run` next time)\n")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    workflow_id = engine.start(args.flow, parse_input(args.input, args.pairs), args.id)
+    printer = _ProgressPrinter(workflow_id)
+    holder = supervisor_running(engine)
+    state = None
+    if holder is None:
+        try:
+            state = _drive(engine, workflow_id, printer)
+        except SupervisorRunning as exc:
+            holder = exc.holder
+    if state is None:
+        printer.note(f"following: {holder} runs it")
+        state = _follow(engine, workflow_id, printer)
+    console().print(render.result_panel(state))
+    return 0 if state.status == "completed" else 1
+
+
+class _ProgressPrinter:
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        self.seen = 0
+        self._guard = threading.Lock()
+        print(f"workflow {workflow_id}")
+
+    def note(self, text: str) -> None:
+        print(f"  {text}", flush=True)
+
+    def events(self, events: list) -> None:
+        with self._guard:
+            for event in events:
+                if event.seq <= self.seen:
+                    continue
+                self.seen = event.seq
+                print(f"  {to_iso(event.ts)[11:19]}  {describe(event)}", flush=True)
+
+
+def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter) -> WorkflowState:
+    slot = ExecutorSlot(engine, f"lf run {workflow_id}")
+    slot.acquire()
+    printer.events(engine.load(workflow_id).events)
+    executor = Executor(engine, on_events=lambda _id, events: printer.events(events))
+    try:
+        state = executor.reconcile(workflow_id)
+        while not (state.terminal and not executor.busy):
+            executor.wait_for_work(max_wait_s=0.5, debounce_s=0)
+            state = executor.reconcile(workflow_id)
+        return state
+    except KeyboardInterrupt:
+        printer.note("interrupted: stopping the running activity; `lf supervise` will carry the workflow on")
+        raise
+    finally:
+        executor.stop()
+        slot.release()
+
+
+def _follow(engine: Engine, workflow_id: str, printer: _ProgressPrinter) -> WorkflowState:
+    while True:
+        loaded = engine.load(workflow_id)
+        printer.events(loaded.events)
+        if loaded.state.terminal:
+            return loaded.state
+        time.sleep(_POLL_S)

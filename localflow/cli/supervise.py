@@ -1,0 +1,41 @@
+"""`lf supervise`: run the supervisor in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+from localflow.cli.common import engine_for
+from localflow.supervisor.service import DEFAULT_RESCAN_S, Supervisor
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("supervise", help="run workflows: activities, timers, the drop folder (foreground)")
+    p.add_argument("--rescan", type=float, default=DEFAULT_RESCAN_S, metavar="SECONDS",
+                   help=f"full rescan period (default {DEFAULT_RESCAN_S:g}s)")
+    p.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",
+                   help="on stop or timeout, wait this long after SIGTERM before SIGKILL (default 5)")
+    p.set_defaults(handler=cmd_supervise)
+
+
+def log_line(message: str) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    sys.stdout.write(f"{stamp}  {message}\n")
+    sys.stdout.flush()
+
+
+def cmd_supervise(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    stop = threading.Event()
+
+    def request_stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        log_line(f"received {signal.Signals(signum).name}")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    Supervisor(engine, log_line, rescan_s=max(args.rescan, 0.2), grace_s=args.grace).run(stop)
+    return 0

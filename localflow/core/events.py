@@ -1,0 +1,215 @@
+"""Events (past tense, what happened) and commands (imperative, what the core asks for).
+
+Two families of events never mix:
+- *decision* events record what ``decide`` chose: ActivityScheduled,
+  TimerStarted, WorkflowCompleted, WorkflowFailed. Each is the record of exactly
+  one command (ScheduleActivity, StartTimer, CompleteWorkflow, FailWorkflow), and
+  replay checks that deciding again yields the same commands.
+- *world* events record what came from outside: WorkflowStarted,
+  ActivityStarted, ActivityCompleted, ActivityFailed, TimerFired.
+
+Every event carries ``seq`` (1, 2, ...) and ``ts`` (epoch ms, stamped by the
+shell). ``to_record`` / ``from_record`` convert to the plain dicts the store
+writes as lines (with ``ts`` as ISO-8601); docs/events.md documents them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Union
+
+from localflow.core.timefmt import from_iso, to_iso
+
+JSON = Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    seq: int = 0
+    ts: int = 0
+    decision: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowStarted(Event):
+    workflow_id: str
+    flow_name: str
+    flow_hash: str
+    flow_file: str
+    flow: JSON  # ir.to_json(Flow): the pinned definition
+    flow_source: str
+    input: JSON
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivityScheduled(Event):
+    decision: ClassVar[bool] = True
+    step: str
+    attempt: int
+    argv: list
+    stdin: JSON
+    timeout_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivityStarted(Event):
+    step: str
+    attempt: int
+    pid: int
+    pgid: int
+    proc_start: Union[str, None] = None  # /proc start time, so a recycled pid is never killed
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivityCompleted(Event):
+    step: str
+    attempt: int
+    result: JSON
+    duration_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivityFailed(Event):
+    """``error`` is ``{"kind": exit|timeout|spawn|output|interrupted, "message": str, "exit_code": int|None}``."""
+
+    step: str
+    attempt: int
+    error: JSON
+    duration_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerStarted(Event):
+    decision: ClassVar[bool] = True
+    timer: int
+    step: str
+    purpose: str  # "sleep" or "retry"
+    duration_ms: int
+    fire_at: int  # epoch ms = ts + duration_ms
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerFired(Event):
+    timer: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowCompleted(Event):
+    decision: ClassVar[bool] = True
+    result: JSON
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowFailed(Event):
+    """``error`` is ``{"kind": ..., "message": str, "step": str|None, "line": int|None}``."""
+
+    decision: ClassVar[bool] = True
+    error: JSON
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        WorkflowStarted,
+        ActivityScheduled,
+        ActivityStarted,
+        ActivityCompleted,
+        ActivityFailed,
+        TimerStarted,
+        TimerFired,
+        WorkflowCompleted,
+        WorkflowFailed,
+    )
+}
+
+_TIME_FIELDS = ("ts", "fire_at")
+
+
+def to_record(event: Event) -> dict[str, Any]:
+    """The plain dict the store writes: ``seq``, ``ts`` (ISO), ``type``, then the fields."""
+    record: dict[str, Any] = {"seq": event.seq, "ts": to_iso(event.ts), "type": type(event).__name__}
+    for f in fields(event):
+        if f.name in ("seq", "ts"):
+            continue
+        value = getattr(event, f.name)
+        record[f.name] = to_iso(value) if f.name in _TIME_FIELDS else value
+    return record
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def from_record(record: dict[str, Any]) -> Event:
+    """Inverse of ``to_record``; raises UnknownEventType or ValueError for malformed records."""
+    cls = EVENT_TYPES.get(record.get("type", ""))
+    if cls is None:
+        raise UnknownEventType(f"unknown event type {record.get('type')!r}")
+    names = {f.name for f in fields(cls)}
+    values = {}
+    for key, value in record.items():
+        if key == "type":
+            continue
+        if key not in names:
+            raise ValueError(f"{cls.__name__} has no field {key!r}")
+        values[key] = from_iso(value) if key in _TIME_FIELDS else value
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ValueError(f"malformed {cls.__name__}: {exc}") from None
+
+
+# --- commands: what decide asks the shell to do ------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleActivity:
+    step: str
+    attempt: int
+    argv: list
+    stdin: JSON
+    timeout_ms: int
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    timer: int
+    step: str
+    purpose: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class CompleteWorkflow:
+    result: JSON
+
+
+@dataclass(frozen=True)
+class FailWorkflow:
+    error: JSON
+
+
+Command = Union[ScheduleActivity, StartTimer, CompleteWorkflow, FailWorkflow]
+
+_RECORDED_AS: dict[type, type[Event]] = {
+    ScheduleActivity: ActivityScheduled,
+    StartTimer: TimerStarted,
+    CompleteWorkflow: WorkflowCompleted,
+    FailWorkflow: WorkflowFailed,
+}
+_COMMAND_OF: dict[type[Event], type] = {v: k for k, v in _RECORDED_AS.items()}
+
+
+def record_command(command: Command, seq: int, ts: int) -> Event:
+    """The decision event that records ``command``, stamped at ``ts`` (epoch ms)."""
+    values = {f.name: getattr(command, f.name) for f in fields(command)}
+    if isinstance(command, StartTimer):
+        values["fire_at"] = ts + command.duration_ms
+    return _RECORDED_AS[type(command)](seq=seq, ts=ts, **values)
+
+
+def command_of(event: Event) -> Command:
+    """The command a decision event records (for replay comparison)."""
+    cls = _COMMAND_OF[type(event)]
+    return cls(**{f.name: getattr(event, f.name) for f in fields(cls)})
+

@@ -1,0 +1,191 @@
+"""The shell around the pure core: lock -> read -> fold -> decide -> append.
+
+``Engine`` is the only writer of histories. ``start`` creates a workflow;
+``transact`` records world events (an activity's outcome, a fired timer) and the
+decisions that follow them in one locked, fsynced batch. Carrying decisions out
+(processes, timer markers) is the executor's job (supervisor/executor.py), and
+happens only after the batch is durable.
+
+The clock is injected (``clock()`` returns epoch ms) so tests can pass their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable, Union
+
+from localflow import dsl, ir
+from localflow.core import events as ev
+from localflow.core.decide import decide
+from localflow.core.inputs import resolve_input
+from localflow.core.state import FoldError, WorkflowState, evolve, fold
+from localflow.errors import FlowNotFound, HistoryCorruptError, WorkflowNotFound
+from localflow.store import history, locks
+from localflow.store.atomic import ensure_dir, storage_error
+from localflow.store.paths import Paths, validate_workflow_id
+
+Clock = Callable[[], int]
+WorldFn = Callable[[WorkflowState], Iterable[ev.Event]]
+_FLOW_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_DECISION_ROUNDS = 1000
+
+
+def system_clock() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Loaded:
+    """A workflow as read: its events and the state they fold to."""
+
+    events: list[ev.Event]
+    state: WorkflowState
+
+
+@dataclass
+class Transaction:
+    state: WorkflowState
+    appended: list[ev.Event]
+
+
+class Engine:
+    def __init__(self, home: Union[str, Path], clock: Clock = system_clock) -> None:
+        self.paths = Paths.at(home)
+        self.clock = clock
+
+    # --- layout and flows ---------------------------------------------------
+
+    def ensure_layout(self) -> None:
+        for directory in (self.paths.var_dir, self.paths.workflows_dir, self.paths.timers_dir):
+            ensure_dir(directory)
+        try:
+            os.chmod(self.paths.var_dir, 0o700)
+        except OSError:
+            pass
+
+    def flow_names(self) -> list[str]:
+        if not self.paths.flows_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.paths.flows_dir.glob("*.flow") if p.is_file())
+
+    def load_flow(self, name: str) -> tuple[ir.Flow, str]:
+        """Parse flows/<name>.flow; returns the flow and its source text."""
+        path = self.paths.flow_file(name) if _FLOW_NAME_RE.match(name or "") else None
+        if path is None or not path.is_file():
+            raise FlowNotFound(name, self.display(self.paths.flows_dir), self.flow_names())
+        source = path.read_text(encoding="utf-8", errors="replace")
+        return dsl.parse_flow(source, self.display(path)), source
+
+    def display(self, path: Path) -> str:
+        """A path as users see it: relative to the home when inside it."""
+        try:
+            return str(path.relative_to(self.paths.home))
+        except ValueError:
+            return str(path)
+
+    # --- reading ------------------------------------------------------------
+
+    def workflow_ids(self) -> list[str]:
+        """Every started workflow (a directory with a history), sorted by id."""
+        root = self.paths.workflows_dir
+        if not root.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in os.scandir(root)
+            if entry.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(entry.path, "history.jsonl"))
+        )
+
+    def load(self, workflow_id: str) -> Loaded:
+        path = self.paths.history(workflow_id)
+        try:
+            current = history.read(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise WorkflowNotFound(workflow_id) from None
+        if not current.records:
+            raise WorkflowNotFound(workflow_id)
+        return self._fold(current)
+
+    def _fold(self, current: history.HistoryRead) -> Loaded:
+        events: list[ev.Event] = []
+        for record in current.records:
+            try:
+                events.append(ev.from_record(record))
+            except ValueError as exc:
+                raise HistoryCorruptError(str(current.path), record["seq"], str(exc)) from None
+        try:
+            return Loaded(events, fold(events))
+        except FoldError as exc:
+            raise HistoryCorruptError(str(current.path), len(events), str(exc)) from None
+
+    # --- writing ------------------------------------------------------------
+
+    def new_id(self, flow_name: str) -> str:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock() / 1000))
+        return f"{flow_name[:80]}-{stamp}-{os.urandom(3).hex()}"
+
+    def start(self, flow_name: str, given: dict, workflow_id: Union[str, None] = None) -> str:
+        """Create a workflow of ``flow_name`` with ``given`` input; returns its id."""
+        flow, source = self.load_flow(flow_name)
+        values = resolve_input(flow, given)
+        workflow_id = validate_workflow_id(workflow_id) if workflow_id else self.new_id(flow.name)
+        self.ensure_layout()
+        directory = self.paths.workflow_dir(workflow_id)
+        try:
+            directory.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise storage_error("create", directory, exc) from exc
+        started = ev.WorkflowStarted(
+            seq=1,
+            ts=self.clock(),
+            workflow_id=workflow_id,
+            flow_name=flow.name,
+            flow_hash=hashlib.sha256(source.encode("utf-8")).hexdigest(),
+            flow_file=flow.file,
+            flow=ir.to_json(flow),
+            flow_source=source,
+            input=values,
+        )
+        with locks.hold(self.paths.lock(workflow_id)):
+            history.create(self.paths.history(workflow_id), ev.to_record(started))
+        return workflow_id
+
+    def transact(self, workflow_id: str, world: Union[WorldFn, None] = None) -> Transaction:
+        """Under the lock: record ``world(state)`` events, then every decision that follows.
+
+        Everything appended goes out as one write + fsync; it is durable when this
+        returns, and only then may the caller carry the decisions out.
+        """
+        path = self.paths.history(workflow_id)
+        with locks.hold(self.paths.lock(workflow_id)):
+            try:
+                current = history.read(path)
+            except FileNotFoundError:
+                raise WorkflowNotFound(workflow_id) from None
+            if not current.records:
+                raise WorkflowNotFound(workflow_id)
+            state = self._fold(current).state
+            now = self.clock()
+            appended: list[ev.Event] = []
+
+            def add(event: ev.Event) -> None:
+                nonlocal state
+                event = replace(event, seq=state.last_seq + 1, ts=now)
+                state = evolve(state, event)
+                appended.append(event)
+
+            for event in (world(state) if world else ()):
+                add(event)
+            for _ in range(_MAX_DECISION_ROUNDS):
+                commands = decide(state)
+                if not commands:
+                    break
+                for command in commands:
+                    add(ev.record_command(command, state.last_seq + 1, now))
+            history.append(current, [ev.to_record(e) for e in appended])
+            return Transaction(state, appended)

@@ -1,0 +1,164 @@
+"""The LocalFlow error family.
+
+Every error a user can cause is a ``LocalFlowError``: it keeps its data as
+attributes and its message says what happened and what to do next. The CLI
+prints ``str(error)`` as one clear line (or a compiler-style block for flow
+syntax errors) and exits with ``error.exit_code``; a traceback means a bug.
+
+Two kinds never mix (as in Temporal's sdk-core): a ``NondeterminismError`` says
+the history disagrees with the flow; a ``HistoryCorruptError`` says the history
+itself is broken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LocalFlowError(Exception):
+    """Root of every error LocalFlow raises on purpose."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in a flow file, positioned like a compiler error."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+    source_line: str = ""
+
+    def render(self) -> str:
+        head = f"{self.file}:{self.line}:{self.col}: {self.message}"
+        if not self.source_line:
+            return head
+        caret = " " * (max(self.col, 1) - 1) + "^"
+        return f"{head}\n    {self.source_line.rstrip()}\n    {caret}"
+
+
+class FlowSyntaxError(LocalFlowError):
+    """A flow file that does not parse or check; holds every diagnostic found."""
+
+    exit_code = 2
+
+    def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+    @property
+    def first(self) -> Diagnostic:
+        return self.diagnostics[0]
+
+
+class FlowNotFound(LocalFlowError):
+    def __init__(self, name: str, flows_dir: str, known: list[str] | None = None) -> None:
+        self.name = name
+        known_text = f" Known flows: {', '.join(known)}." if known else ""
+        super().__init__(f"unknown flow '{name}': no {flows_dir}/{name}.flow.{known_text}")
+
+
+class InputError(LocalFlowError):
+    """Workflow input that is not valid JSON, names an unknown input, or misses one."""
+
+    exit_code = 2
+
+
+class ExpressionError(LocalFlowError):
+    """An expression that cannot be evaluated with the values it was given."""
+
+    def __init__(self, message: str, line: int = 0, col: int = 0) -> None:
+        self.line = line
+        self.col = col
+        where = f"line {line}:{col}: " if line else ""
+        super().__init__(f"{where}{message}")
+        self.message = message
+
+
+class InvalidWorkflowId(LocalFlowError):
+    exit_code = 2
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(
+            f"invalid workflow id {workflow_id!r}: use 1-128 characters from "
+            "A-Z a-z 0-9 _ . -, starting with a letter or digit"
+        )
+
+
+class WorkflowNotFound(LocalFlowError):
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"no workflow '{workflow_id}' (see `lf list`)")
+
+
+class WorkflowExists(LocalFlowError):
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"a workflow with id '{workflow_id}' already exists; choose another --id")
+
+
+class ConflictError(LocalFlowError):
+    """An append that expected a different history tail (someone else wrote first)."""
+
+    def __init__(self, path: str, expected_seq: int, actual_seq: int) -> None:
+        self.path = path
+        self.expected_seq = expected_seq
+        self.actual_seq = actual_seq
+        super().__init__(
+            f"{path}: expected to append seq {expected_seq} but the history ends at "
+            f"{actual_seq}; another writer got there first, retry"
+        )
+
+
+class HistoryCorruptError(LocalFlowError):
+    """A history line that is damaged and is not a torn tail: never repaired automatically."""
+
+    exit_code = 3
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        super().__init__(
+            f"{path}:{line}: history is corrupt: {reason}. Nothing was changed; "
+            "restore the file from a backup or move the workflow directory aside"
+        )
+
+
+class NondeterminismError(LocalFlowError):
+    """Replaying the history through the flow produced different decisions."""
+
+    exit_code = 4
+
+    def __init__(self, seq: int, expected: object, recorded: object, detail: str = "") -> None:
+        self.seq = seq
+        self.expected = expected
+        self.recorded = recorded
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"nondeterminism at seq {seq}{extra}: the flow decides {expected!r} "
+            f"but the history recorded {recorded!r}"
+        )
+
+
+class StorageError(LocalFlowError):
+    """The filesystem refused a write (disk full, fsync failure, permissions)."""
+
+    exit_code = 3
+
+
+class PayloadTooLarge(LocalFlowError):
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{what} is {size} bytes, over the limit of {limit} bytes")
+
+
+class SupervisorRunning(LocalFlowError):
+    def __init__(self, lock_path: str, holder: str) -> None:
+        self.lock_path = lock_path
+        self.holder = holder
+        super().__init__(f"another supervisor holds {lock_path} ({holder}); only one may run per var/")

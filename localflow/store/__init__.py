@@ -1,0 +1,1 @@
+"""Durable storage: paths, the event-line codec, append-only histories, timer markers, locks."""

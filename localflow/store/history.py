@@ -1,0 +1,172 @@
+"""The append-only JSONL history of one workflow: create, read, append, repair.
+
+Rules (ARCHITECTURE.md, storage rules 1-5):
+- every line carries a contiguous ``seq`` from 1 and a crc (codec.py); a gap, a
+  duplicate or a bad checksum is detected, never accepted;
+- creation is mkdir + O_EXCL create holding the first event + fsync of the
+  file, its directory and the parent; a directory without a valid first line
+  was never started;
+- appends happen only under the workflow's lock (the caller holds it), as one
+  ``os.write`` of the whole batch on an O_APPEND descriptor, then fsync; a failed
+  fsync is fatal for that write;
+- a torn tail (bytes after the last newline, or trailing NUL lines) is a crash
+  artefact: readers ignore it, the next writer keeps a copy beside the history
+  and truncates it; a bad line followed by good lines is corruption and raises
+  ``HistoryCorruptError`` naming file:line.
+
+It never decides anything about workflows; it stores records (plain dicts).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localflow.errors import ConflictError, HistoryCorruptError, PayloadTooLarge, WorkflowExists
+from localflow.store import codec
+from localflow.store.atomic import FILE_MODE, fsync_dir, storage_error
+
+MAX_HISTORY_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class HistoryRead:
+    """What a read found: the valid records, the size of the valid prefix, any torn tail."""
+
+    path: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+    valid_size: int = 0
+    torn: bytes = b""
+
+    @property
+    def last_seq(self) -> int:
+        return self.records[-1]["seq"] if self.records else 0
+
+
+def _open_nofollow(path: Path, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+
+
+def read_bytes(path: Path) -> bytes:
+    fd = _open_nofollow(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def parse(path: Path, data: bytes) -> HistoryRead:
+    """Split history bytes into records, a valid prefix and a torn tail (pure)."""
+    result = HistoryRead(path)
+    end = data.rfind(b"\n") + 1
+    body, result.torn = data[:end], data[end:]
+    lines = body.split(b"\n")[:-1] if body else []
+    # Trailing NUL-only lines are what a crash leaves when the size grew but the data never came.
+    while lines and lines[-1].strip(b"\x00") == b"":
+        result.torn = lines.pop() + b"\n" + result.torn
+    offset = 0
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = codec.decode(line)
+        except codec.LineError as exc:
+            raise HistoryCorruptError(str(path), number, str(exc)) from None
+        if record["seq"] != number:
+            raise HistoryCorruptError(str(path), number, f"expected seq {number}, found {record['seq']}")
+        result.records.append(record)
+        offset += len(line) + 1
+    result.valid_size = offset
+    return result
+
+
+def read(path: Path) -> HistoryRead:
+    """Read a history; FileNotFoundError if absent, HistoryCorruptError if damaged mid-file."""
+    return parse(path, read_bytes(path))
+
+
+def create(path: Path, first: dict[str, Any]) -> None:
+    """Create ``path`` holding exactly ``first`` (seq 1). The caller holds the workflow lock.
+
+    An existing file without a valid first line is a creation that crashed: it is
+    replaced. One with a valid first line raises WorkflowExists.
+    """
+    line = codec.encode(first)
+    try:
+        fd = _open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        if read(path).records:
+            raise WorkflowExists(path.parent.name) from None
+        path.unlink()
+        fd = _open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    except OSError as exc:
+        raise storage_error("create", path, exc) from exc
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    except OSError as exc:
+        raise storage_error("write", path, exc) from exc
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+    fsync_dir(path.parent.parent)
+
+
+def repair_torn_tail(current: HistoryRead) -> None:
+    """Keep a copy of a torn tail beside the history, then truncate it away (lock held)."""
+    if not current.torn:
+        return
+    keep = current.path.with_name(f"{current.path.name}.torn-{current.valid_size}")
+    fd = _open_nofollow(keep, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.write(fd, current.torn)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fd = _open_nofollow(current.path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, current.valid_size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(current.path.parent)
+    current.torn = b""
+
+
+def append(current: HistoryRead, records: list[dict[str, Any]]) -> None:
+    """Append ``records`` after ``current`` (a read made under the same lock hold).
+
+    Checks that seqs continue ``current`` and that nobody wrote since the read,
+    writes the batch with one write, then fsyncs. Raises ConflictError,
+    PayloadTooLarge or StorageError; on any error nothing is reported as written.
+    """
+    if not records:
+        return
+    expected = current.last_seq + 1
+    for offset, record in enumerate(records):
+        if record["seq"] != expected + offset:
+            raise ConflictError(str(current.path), expected + offset, record["seq"])
+    repair_torn_tail(current)
+    data = b"".join(codec.encode(r) for r in records)
+    if current.valid_size + len(data) > MAX_HISTORY_BYTES:
+        raise PayloadTooLarge(f"history {current.path}", current.valid_size + len(data), MAX_HISTORY_BYTES)
+    fd = _open_nofollow(current.path, os.O_WRONLY | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size
+        if size != current.valid_size:
+            raise ConflictError(str(current.path), expected, -1)
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(28, "short write")
+        os.fsync(fd)
+    except OSError as exc:
+        raise storage_error("append to", current.path, exc) from exc
+    finally:
+        os.close(fd)
+    current.records.extend(records)
+    current.valid_size += len(data)

@@ -1,0 +1,225 @@
+"""The executor: carries out what histories ask for, and records what comes back.
+
+Shared by ``lf supervise`` (every workflow) and ``lf run`` (one workflow). It
+keeps no truth of its own: ``reconcile(id)`` re-reads the history and makes the
+world match it.
+
+- an attempt that is pending and not running here: if a dead executor started it
+  (the history names its pid), the orphan's process group is killed and the
+  attempt recorded as ``interrupted`` (decide retries it at once); if it never
+  started, it is started now;
+- a pending timer gets its marker file and a wake-up; an overdue one fires
+  (``TimerFired`` is appended under the lock only if the timer is still pending,
+  so racing parties fire it once);
+- markers of fired timers, and of finished workflows, are removed.
+
+Each attempt runs on its own thread, which starts the process, appends
+ActivityStarted and then the outcome, and marks the workflow dirty; deciding
+what to start and writing markers happen on the thread that calls ``reconcile``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from typing import Callable, Iterable, Union
+
+from localflow.core import events as ev
+from localflow.core.state import Attempt, WorkflowState
+from localflow.engine import Engine
+from localflow.errors import LocalFlowError
+from localflow.runner.subprocess_runner import (
+    DEFAULT_GRACE_S,
+    AttemptSpec,
+    RunningAttempt,
+    kill_orphan,
+    spawn_failure,
+)
+from localflow.store import timers as timer_store
+from localflow.store.paths import TimerMarker
+
+EventSink = Callable[[str, list], None]
+Log = Callable[[str], None]
+_Key = tuple  # (workflow id, step, attempt number)
+
+
+class Executor:
+    def __init__(
+        self,
+        engine: Engine,
+        on_events: Union[EventSink, None] = None,
+        log: Union[Log, None] = None,
+        grace_s: float = DEFAULT_GRACE_S,
+    ) -> None:
+        self.engine = engine
+        self.paths = engine.paths
+        self.on_events = on_events or (lambda workflow_id, events: None)
+        self.log = log or (lambda message: None)
+        self.grace_s = grace_s
+        self._guard = threading.Lock()
+        self._running: dict[_Key, Union[RunningAttempt, None]] = {}
+        self._threads: list[threading.Thread] = []
+        self._wake = threading.Condition()
+        self._dirty: set[str] = set()
+        self._timers: list[tuple[int, str]] = []  # heap of (fire_at ms, workflow id)
+
+    # --- hints --------------------------------------------------------------
+
+    def mark_dirty(self, workflow_id: str) -> None:
+        with self._wake:
+            self._dirty.add(workflow_id)
+            self._wake.notify_all()
+
+    def wait_for_work(self, max_wait_s: float, debounce_s: float = 0.05) -> set[str]:
+        """Block until something is dirty, a timer is due, or ``max_wait_s`` passes."""
+        with self._wake:
+            timeout = min(max_wait_s, self._seconds_to_next_timer())
+            if not self._dirty and timeout > 0:
+                self._wake.wait(timeout)
+        if self._dirty and debounce_s > 0:
+            threading.Event().wait(debounce_s)  # let a burst of hints settle into one pass
+        with self._wake:
+            dirty, self._dirty = self._dirty, set()
+        now = self.engine.clock()
+        while self._timers and self._timers[0][0] <= now:
+            dirty.add(heapq.heappop(self._timers)[1])
+        return dirty
+
+    def _seconds_to_next_timer(self) -> float:
+        if not self._timers:
+            return float("inf")
+        return max(0.0, (self._timers[0][0] - self.engine.clock()) / 1000)
+
+    @property
+    def busy(self) -> bool:
+        with self._guard:
+            return bool(self._running)
+
+    def running_in(self, workflow_id: str) -> bool:
+        with self._guard:
+            return any(key[0] == workflow_id for key in self._running)
+
+    # --- reconcile ----------------------------------------------------------
+
+    def reconcile(self, workflow_id: str) -> WorkflowState:
+        """Bring one workflow forward and make the world match its history."""
+        now = self.engine.clock()
+        tx = self.engine.transact(workflow_id, lambda state: self._recover(state, now))
+        if tx.appended:
+            self.on_events(workflow_id, tx.appended)
+        self._carry_out(workflow_id, tx.state)
+        return tx.state
+
+    def _recover(self, state: WorkflowState, now: int) -> list[ev.Event]:
+        found: list[ev.Event] = []
+        for step, attempt in state.pending_attempts():
+            if self._is_running(state.workflow_id, step, attempt.number) or attempt.pid is None:
+                continue
+            killed = kill_orphan(attempt.pid, attempt.pgid or attempt.pid, attempt.proc_start)
+            what = f"killed its process group {attempt.pgid}" if killed else f"its process {attempt.pid} was gone"
+            self.log(f"{state.workflow_id}: {step} attempt {attempt.number} was orphaned; {what}")
+            found.append(ev.ActivityFailed(
+                step=step,
+                attempt=attempt.number,
+                error={"kind": "interrupted", "message": f"its executor stopped while it ran ({what})",
+                       "exit_code": None},
+                duration_ms=max(0, now - (attempt.started_at or attempt.scheduled_at)),
+            ))
+        found.extend(ev.TimerFired(timer=t.timer) for t in state.pending_timers() if t.fire_at <= now)
+        return found
+
+    def _carry_out(self, workflow_id: str, state: WorkflowState) -> None:
+        for timer in state.timers.values():
+            marker = TimerMarker(timer.fire_at, workflow_id, timer.timer)
+            if timer.fired_at is None and not state.terminal:
+                timer_store.write_marker(self.paths, marker)
+                self.schedule_wakeup(workflow_id, timer.fire_at)
+            else:
+                timer_store.remove_marker(self.paths, marker)
+        for step, attempt in state.pending_attempts():
+            if attempt.pid is None and not self._is_running(workflow_id, step, attempt.number):
+                self._start(workflow_id, step, attempt)
+
+    def schedule_wakeup(self, workflow_id: str, fire_at: int) -> None:
+        with self._wake:
+            heapq.heappush(self._timers, (fire_at, workflow_id))
+            self._wake.notify_all()
+
+    # --- attempts -----------------------------------------------------------
+
+    def _is_running(self, workflow_id: str, step: str, number: int) -> bool:
+        with self._guard:
+            return (workflow_id, step, number) in self._running
+
+    def _start(self, workflow_id: str, step: str, attempt: Attempt) -> None:
+        key = (workflow_id, step, attempt.number)
+        with self._guard:
+            self._running[key] = None
+        spec = AttemptSpec(
+            workflow_id=workflow_id,
+            step=step,
+            attempt=attempt.number,
+            argv=list(attempt.argv),
+            stdin=attempt.stdin,
+            timeout_ms=attempt.timeout_ms,
+            cwd=self.paths.home,
+            stdin_path=self.paths.attempt_log(workflow_id, step, attempt.number, "in"),
+            stdout_path=self.paths.attempt_log(workflow_id, step, attempt.number, "out"),
+            stderr_path=self.paths.attempt_log(workflow_id, step, attempt.number, "err"),
+            grace_s=self.grace_s,
+        )
+        thread = threading.Thread(target=self._attempt, args=(key, spec), name=f"lf-{step}-{attempt.number}",
+                                  daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _attempt(self, key: _Key, spec: AttemptSpec) -> None:
+        workflow_id, step, number = key
+        try:
+            try:
+                running = RunningAttempt(spec)
+            except OSError as exc:
+                outcome = spawn_failure(spec, exc)
+            else:
+                with self._guard:
+                    self._running[key] = running
+                started = ev.ActivityStarted(step=step, attempt=number, pid=running.pid, pgid=running.pgid,
+                                             proc_start=running.proc_start)
+                self._record(workflow_id, step, number, [started])
+                outcome = running.wait()
+            if outcome.ok:
+                done: ev.Event = ev.ActivityCompleted(step=step, attempt=number, result=outcome.result,
+                                                      duration_ms=outcome.duration_ms)
+            else:
+                done = ev.ActivityFailed(step=step, attempt=number, error=outcome.error,
+                                         duration_ms=outcome.duration_ms)
+            self._record(workflow_id, step, number, [done])
+        except Exception as exc:  # a thread must never die silently
+            self.log(f"{workflow_id}: {step} attempt {number}: could not record its outcome: {exc}")
+        finally:
+            with self._guard:
+                self._running.pop(key, None)
+            self.mark_dirty(workflow_id)
+
+    def _record(self, workflow_id: str, step: str, number: int, events: list[ev.Event]) -> None:
+        def only_if_pending(state: WorkflowState) -> Iterable[ev.Event]:
+            return events if state.attempt_pending(step, number) else ()
+
+        try:
+            tx = self.engine.transact(workflow_id, only_if_pending)
+        except LocalFlowError as exc:
+            self.log(f"{workflow_id}: {exc}")
+            return
+        if tx.appended:
+            self.on_events(workflow_id, tx.appended)
+
+    # --- shutdown -----------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop every running attempt (TERM, grace, KILL); each is recorded as interrupted."""
+        with self._guard:
+            running = [r for r in self._running.values() if r is not None]
+        for attempt in running:
+            attempt.cancel()
+        for thread in list(self._threads):
+            thread.join(timeout=self.grace_s + 5)

@@ -1,0 +1,175 @@
+"""`lf supervise`: one supervisor per var/, driving every workflow until stopped.
+
+Start: take var/supervisor.lock (or say who holds it and fail), record who we
+are in var/supervisor.json, sweep *.tmp leftovers, register the flows present,
+and reconcile every unfinished workflow: orphaned activity processes are killed
+and retried, overdue timers fire, the rest continues.
+
+Loop: wait for a hint (watchdog), a due timer, or the rescan period; debounce;
+reconcile what changed; process the drop folder. A periodic rescan catches
+whatever the filesystem events missed. Stop (Ctrl-C / SIGTERM): stop
+watching, stop running attempts (recorded as interrupted, retried at the next
+start), release the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Union
+
+from filelock import FileLock, Timeout
+
+from localflow.engine import Engine
+from localflow.errors import LocalFlowError, SupervisorRunning
+from localflow.present import describe
+from localflow.store import timers as timer_store
+from localflow.store.atomic import sweep_tmp, write_atomic
+from localflow.supervisor.dropfolder import DropFolder
+from localflow.supervisor.executor import Executor
+from localflow.supervisor.watch import Hints, start_observer
+
+DEFAULT_RESCAN_S = 5.0
+
+
+class ExecutorSlot:
+    """The right to execute activities in a var/: held by a supervisor or a driving `lf run`."""
+
+    def __init__(self, engine: Engine, role: str) -> None:
+        self.engine = engine
+        self.role = role
+        self._lock = FileLock(str(engine.paths.supervisor_lock), mode=0o600)
+
+    def acquire(self) -> None:
+        self.engine.ensure_layout()
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise SupervisorRunning(self.engine.display(self.engine.paths.supervisor_lock), holder(self.engine)) from None
+        info = {"pid": os.getpid(), "role": self.role, "since": self.engine.clock()}
+        write_atomic(self.engine.paths.supervisor_info, json.dumps(info).encode())
+
+    def release(self) -> None:
+        try:
+            self.engine.paths.supervisor_info.unlink()
+        except FileNotFoundError:
+            pass
+        self._lock.release()
+
+
+def holder(engine: Engine) -> str:
+    try:
+        info = json.loads(engine.paths.supervisor_info.read_text())
+        return f"{info.get('role', 'supervisor')} pid {info.get('pid')}"
+    except (OSError, ValueError):
+        return "pid unknown"
+
+
+def supervisor_running(engine: Engine) -> Union[str, None]:
+    """Who holds the executor slot, or None if nobody does."""
+    lock = FileLock(str(engine.paths.supervisor_lock), mode=0o600)
+    if not engine.paths.var_dir.is_dir():
+        return None
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return holder(engine)
+    lock.release()
+    return None
+
+
+class Supervisor:
+    def __init__(self, engine: Engine, log: Callable[[str], None], rescan_s: float = DEFAULT_RESCAN_S,
+                 grace_s: float = 5.0) -> None:
+        self.engine = engine
+        self.paths = engine.paths
+        self.log = log
+        self.rescan_s = rescan_s
+        self.executor = Executor(engine, on_events=self._log_events, log=log, grace_s=grace_s)
+        self.drops = DropFolder(engine, log, on_started=self.executor.mark_dirty)
+        self._dropped: set[Path] = set()
+        self._drop_guard = threading.Lock()
+        self._finished: set[str] = set()
+        self._broken: dict[str, str] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        slot = ExecutorSlot(self.engine, "supervisor")
+        slot.acquire()
+        observer = None
+        try:
+            self.log(f"supervising {self.engine.display(self.paths.var_dir)} in {self.paths.home} (pid {os.getpid()})")
+            for directory in (self.paths.timers_dir, self.paths.registry_dir):
+                sweep_tmp(directory)
+            hints = Hints(self.paths, self.executor.mark_dirty, self._on_marker, self._on_drop, self.log)
+            observer = start_observer(self.paths, hints)
+            self.drops.scan(startup=True)
+            self._rescan()
+            next_rescan = time.monotonic() + self.rescan_s
+            while not stop.is_set():
+                dirty = self.executor.wait_for_work(max_wait_s=min(0.5, self.rescan_s))
+                for workflow_id in sorted(dirty):
+                    if stop.is_set():
+                        break
+                    self._reconcile(workflow_id)
+                self._process_drops()
+                if time.monotonic() >= next_rescan:
+                    self._rescan()
+                    self.drops.scan()
+                    next_rescan = time.monotonic() + self.rescan_s
+        finally:
+            if observer is not None:
+                observer.stop()
+            self.log("stopping: interrupting running activities")
+            self.executor.stop()
+            slot.release()
+            self.log("stopped")
+
+    # --- hints ----------------------------------------------------------------
+
+    def _on_marker(self, workflow_id: str, fire_at_ms: int) -> None:
+        self.executor.schedule_wakeup(workflow_id, fire_at_ms)
+
+    def _on_drop(self, path: Path) -> None:
+        with self._drop_guard:
+            self._dropped.add(path)
+        self.executor.mark_dirty("")  # wake the loop; "" is not a workflow id
+
+    def _process_drops(self) -> None:
+        with self._drop_guard:
+            dropped, self._dropped = self._dropped, set()
+        for path in sorted(dropped):
+            try:
+                self.drops.handle(path)
+            except (OSError, LocalFlowError) as exc:
+                self.log(f"drop folder: {path.name}: {exc}")
+
+    # --- workflows ------------------------------------------------------------
+
+    def _rescan(self) -> None:
+        known = set(self.engine.workflow_ids())
+        for workflow_id in known - self._finished:
+            self.executor.mark_dirty(workflow_id)
+        for marker in timer_store.list_markers(self.paths):
+            if marker.workflow_id not in known:
+                timer_store.remove_marker(self.paths, marker)
+
+    def _reconcile(self, workflow_id: str) -> None:
+        if not workflow_id:
+            return
+        try:
+            state = self.executor.reconcile(workflow_id)
+        except LocalFlowError as exc:
+            if self._broken.get(workflow_id) != str(exc):
+                self._broken[workflow_id] = str(exc)
+                self.log(f"{workflow_id}: cannot continue: {exc}")
+            return
+        self._broken.pop(workflow_id, None)
+        if state.terminal and not self.executor.running_in(workflow_id):
+            self._finished.add(workflow_id)
+
+    def _log_events(self, workflow_id: str, events: list) -> None:
+        for event in events:
+            self.log(f"{workflow_id}  {describe(event)}")

@@ -1,0 +1,76 @@
+"""Watchdog handler: turns filesystem events into hints for the supervisor loop.
+
+Filesystem events are hints, never truth (litestream, dramatiq): the handler
+only records *what* changed and the loop re-reads it; a rescan catches anything
+inotify dropped. It reacts to created, modified, closed and moved events (an
+atomic rename arrives as a move), and ignores:
+- deletions: nothing to run when a file goes away;
+- activity logs (``logs/``), lock files and ``*.tmp``: our own side files, whose
+  writes would otherwise wake the loop on every line an activity prints;
+- directories themselves, except a new workflow directory.
+A handler exception is logged and swallowed so it can never kill the observer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from localflow.store.paths import Paths, parse_timer_marker
+
+_RELEVANT = {"created", "modified", "closed", "moved"}
+
+
+class Hints(FileSystemEventHandler):
+    def __init__(
+        self,
+        paths: Paths,
+        on_workflow: Callable[[str], None],
+        on_timer: Callable[[str, int], None],
+        on_drop: Callable[[Path], None],
+        log: Callable[[str], None],
+    ) -> None:
+        self.paths = paths
+        self.on_workflow = on_workflow
+        self.on_timer = on_timer
+        self.on_drop = on_drop
+        self.log = log
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            if event.event_type not in _RELEVANT:
+                return
+            target = getattr(event, "dest_path", "") or event.src_path
+            self._route(Path(target if isinstance(target, str) else target.decode()), event.is_directory)
+        except Exception as exc:  # never let a hint kill the observer thread
+            self.log(f"watch: ignored {event!r}: {exc}")
+
+    def _route(self, path: Path, is_directory: bool) -> None:
+        if path.name.endswith(".tmp"):
+            return
+        parent = path.parent
+        if parent == self.paths.timers_dir:
+            marker = parse_timer_marker(path.name)
+            if marker is not None:
+                self.on_timer(marker.workflow_id, marker.fire_at_ms)
+        elif parent == self.paths.flows_dir:
+            if path.name.endswith(".flow") or path.name.endswith(".start.json"):
+                self.on_drop(path)
+        elif parent == self.paths.workflows_dir and is_directory:
+            self.on_workflow(path.name)
+        elif parent.parent == self.paths.workflows_dir and path.name == "history.jsonl":
+            self.on_workflow(parent.name)
+
+
+def start_observer(paths: Paths, hints: Hints) -> Observer:
+    observer = Observer()
+    observer.schedule(hints, str(paths.workflows_dir), recursive=True)
+    observer.schedule(hints, str(paths.timers_dir), recursive=False)
+    if paths.flows_dir.is_dir():
+        observer.schedule(hints, str(paths.flows_dir), recursive=False)
+    observer.daemon = True
+    observer.start()
+    return observer
