@@ -1,0 +1,54 @@
+"""Replay: fold a history event by event and check every recorded decision (pure).
+
+At each decision event, ``decide`` on the state folded so far must produce the
+command that event records; a difference raises ``NondeterminismError`` naming
+the seq, what the flow decides now, what the history holds, and the flow line.
+Pass ``flow`` to replay an old history against a *new* definition: that is how
+a user checks that editing a flow is safe for workflows already running.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import replace
+from typing import Sequence, Union
+
+from localflow import ir
+from localflow.core import events as ev
+from localflow.core.decide import decide
+from localflow.core.state import WorkflowState, evolve, initial
+from localflow.errors import NondeterminismError
+
+
+def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
+           upto: Union[int, None] = None) -> WorkflowState:
+    """The state after ``events`` (up to seq ``upto``), every decision checked on the way."""
+    first = events[0]
+    if not isinstance(first, ev.WorkflowStarted):
+        raise NondeterminismError(first.seq, "WorkflowStarted", type(first).__name__, "a history starts the workflow")
+    state = initial(first)
+    if flow is not None:
+        state = replace(state, flow=flow)
+    expected: deque = deque()
+    for event in events[1:]:
+        if upto is not None and event.seq > upto:
+            break
+        if event.decision:
+            if not expected:
+                expected.extend(decide(state))
+            recorded = ev.command_of(event)
+            wanted = expected.popleft() if expected else None
+            if wanted != recorded:
+                raise NondeterminismError(event.seq, wanted, recorded, _where(state))
+        else:
+            expected.clear()  # decisions not yet recorded are decided again after new facts
+        state = evolve(state, event)
+    return state
+
+
+def _where(state: WorkflowState) -> str:
+    stmt = state.current
+    if stmt is None:
+        return "after the last statement"
+    label = getattr(stmt, "name", None) or getattr(stmt, "id", None) or type(stmt).__name__.lower()
+    return f"{state.flow.file}:{stmt.line}: {label}"
