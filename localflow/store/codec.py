@@ -37,8 +37,8 @@ def encode(record: dict[str, Any]) -> bytes:
     """The line (newline included) for a record that has seq, ts and type."""
     ordered = {k: record[k] for k in _LEADING if k in record}
     ordered.update((k, v) for k, v in record.items() if k not in _LEADING and k != "crc")
-    ordered["crc"] = checksum(ordered)
     try:
+        ordered["crc"] = checksum(ordered)
         line = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError as exc:  # NaN / Infinity have no JSON form
         raise LineError(f"event is not valid JSON: {exc}") from exc
