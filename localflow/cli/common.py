@@ -22,7 +22,10 @@ def engine_for(args: argparse.Namespace) -> Engine:
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """A console for command output; piped output is not wrapped at 80 columns, so grep sees whole rows."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console(highlight=False)
+    return Console(highlight=False, width=200)
 
 
 def print_json(value: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich import box
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
@@ -27,7 +28,12 @@ def _iso(ms: int | None) -> str | None:
 
 
 def _local(ms: int | None) -> str:
+    """A timestamp for tables: UTC, as in the history, without the milliseconds."""
     return "-" if ms is None else to_iso(ms).replace("T", " ")[:19]
+
+
+def _clock(ms: int | None) -> str:
+    return "-" if ms is None else to_iso(ms)[11:19]
 
 
 # --- JSON shapes ----------------------------------------------------------------
@@ -97,12 +103,12 @@ def _status(status: str) -> Text:
 
 
 def list_table(states: list[WorkflowState]) -> Table:
-    table = Table(title=None, show_lines=False)
+    table = Table(box=box.SIMPLE_HEAD, caption="times in UTC", caption_justify="right")
     for column in ("ID", "FLOW", "STATUS", "STEP", "STARTED", "LAST CHANGE"):
-        table.add_column(column, no_wrap=column != "ID", overflow="fold")
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=5 if column == "STEP" else None)
     for state in states:
         table.add_row(state.workflow_id, state.flow.name, _status(state.status), state.current_label or "-",
-                      _local(state.started_at), _local(state.updated_at))
+                      _local(state.started_at)[5:], _local(state.updated_at)[5:])
     return table
 
 
@@ -136,9 +142,10 @@ def inspect_view(state: WorkflowState) -> Group:
 
 
 def _steps_table(state: WorkflowState) -> Table:
-    table = Table(title="steps", title_justify="left")
+    table = Table(title="steps (times in UTC)", title_justify="left")
     for column in ("STEP", "ATTEMPT", "STATUS", "STARTED", "DURATION", "DETAIL"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("ATTEMPT", "STARTED", "DURATION"),
+                         ratio=3 if column == "DETAIL" else None)
     for step in state.steps.values():
         for a in step.attempts:
             status = a.outcome or ("running" if a.started_at else "scheduled")
@@ -148,7 +155,7 @@ def _steps_table(state: WorkflowState) -> Table:
                 detail = f"{a.error.get('kind')}: {a.error.get('message')}"
             else:
                 detail = f"pid {a.pid}" if a.pid else ""
-            table.add_row(step.step, str(a.number), _status(status), _local(a.started_at or a.scheduled_at),
+            table.add_row(step.step, str(a.number), _status(status), _clock(a.started_at or a.scheduled_at),
                           format_duration(a.duration_ms), detail)
     return table
 

@@ -37,6 +37,7 @@ class Attempt:
     outcome: Union[str, None] = None  # None while pending, then "completed" or "failed"
     error: Any = None
     result: Any = None
+    measured_ms: Union[int, None] = None  # the runner's own measure of the attempt
 
     @property
     def pending(self) -> bool:
@@ -44,6 +45,8 @@ class Attempt:
 
     @property
     def duration_ms(self) -> Union[int, None]:
+        if self.measured_ms is not None:
+            return self.measured_ms
         start = self.started_at if self.started_at is not None else self.scheduled_at
         return None if self.ended_at is None else self.ended_at - start
 
@@ -203,14 +206,16 @@ def _on_activity_started(event: ev.ActivityStarted, state: WorkflowState) -> Wor
 @_apply.register
 def _on_activity_completed(event: ev.ActivityCompleted, state: WorkflowState) -> WorkflowState:
     state = _with_attempt(
-        state, event.step, event.attempt, ended_at=event.ts, outcome="completed", result=event.result
+        state, event.step, event.attempt, ended_at=event.ts, outcome="completed", result=event.result,
+        measured_ms=event.duration_ms,
     )
     return _advance_if_current(state, event.step)
 
 
 @_apply.register
 def _on_activity_failed(event: ev.ActivityFailed, state: WorkflowState) -> WorkflowState:
-    return _with_attempt(state, event.step, event.attempt, ended_at=event.ts, outcome="failed", error=event.error)
+    return _with_attempt(state, event.step, event.attempt, ended_at=event.ts, outcome="failed", error=event.error,
+                         measured_ms=event.duration_ms)
 
 
 @_apply.register
