@@ -1,0 +1,63 @@
+"""The flow DSL: ``.flow`` text -> ``ir.Flow``, or one FlowSyntaxError holding every problem.
+
+``lexer`` makes logical lines, ``parser`` builds the IR (syntax), ``checks`` looks at
+what the IR means (names in scope, duplicates, reachability). This module runs the
+three, orders the diagnostics, and reads flow files. See docs/dsl.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from localflow import ir
+from localflow.dsl import checks, parser
+from localflow.dsl.lexer import physical_lines
+from localflow.dsl.parser import DEFAULT_TIMEOUT_MS, parse_duration
+from localflow.errors import Diagnostic, FlowSyntaxError
+
+__all__ = ["DEFAULT_TIMEOUT_MS", "load_flow_file", "parse_duration", "parse_flow"]
+
+
+def parse_flow(text: str, file: str = "<string>") -> ir.Flow:
+    """Parse and check a flow; raises FlowSyntaxError listing every problem found."""
+    return _parse(text, file, expected_name=None)
+
+
+def load_flow_file(path: str | os.PathLike[str], display_path: str | None = None) -> ir.Flow:
+    """Read a ``.flow`` file (UTF-8) whose flow must be named after the file's stem."""
+    shown = str(path) if display_path is None else display_path
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise FlowSyntaxError([Diagnostic(shown, 1, 1, f"cannot read the flow file: {exc.strerror or exc}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        message = (f"the flow file is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+                   "save it as UTF-8")
+        raise FlowSyntaxError([Diagnostic(shown, 1, 1, message)]) from None
+    return _parse(text, shown, expected_name=Path(path).stem)
+
+
+def _parse(text: str, file: str, expected_name: str | None) -> ir.Flow:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    flow, diagnostics = parser.parse(text, file, expected_name)
+    if flow is not None:
+        diagnostics += checks.check_flow(flow, physical_lines(text), file)
+    if diagnostics or flow is None:
+        raise FlowSyntaxError(_in_order(diagnostics))
+    return flow
+
+
+def _in_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Each distinct problem once, in file order (a bad expression is seen by parser and checks)."""
+    seen: set[tuple[int, int, str]] = set()
+    unique = []
+    for d in diagnostics:
+        if (d.line, d.col, d.message) not in seen:
+            seen.add((d.line, d.col, d.message))
+            unique.append(d)
+    return sorted(unique, key=lambda d: (d.line, d.col))
