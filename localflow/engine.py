@@ -78,8 +78,7 @@ class Engine:
         path = self.paths.flow_file(name) if _FLOW_NAME_RE.match(name or "") else None
         if path is None or not path.is_file():
             raise FlowNotFound(name, self.display(self.paths.flows_dir), self.flow_names())
-        source = path.read_text(encoding="utf-8", errors="replace")
-        return dsl.parse_flow(source, self.display(path)), source
+        return dsl.read_flow_file(path, self.display(path))
 
     def display(self, path: Path) -> str:
         """A path as users see it: relative to the home when inside it."""

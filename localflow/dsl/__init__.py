@@ -16,7 +16,7 @@ from localflow.dsl.lexer import physical_lines
 from localflow.dsl.parser import DEFAULT_TIMEOUT_MS, parse_duration
 from localflow.errors import Diagnostic, FlowSyntaxError
 
-__all__ = ["DEFAULT_TIMEOUT_MS", "load_flow_file", "parse_duration", "parse_flow"]
+__all__ = ["DEFAULT_TIMEOUT_MS", "load_flow_file", "parse_duration", "parse_flow", "read_flow_file"]
 
 
 def parse_flow(text: str, file: str = "<string>") -> ir.Flow:
@@ -26,6 +26,11 @@ def parse_flow(text: str, file: str = "<string>") -> ir.Flow:
 
 def load_flow_file(path: str | os.PathLike[str], display_path: str | None = None) -> ir.Flow:
     """Read a ``.flow`` file (UTF-8) whose flow must be named after the file's stem."""
+    return read_flow_file(path, display_path)[0]
+
+
+def read_flow_file(path: str | os.PathLike[str], display_path: str | None = None) -> tuple[ir.Flow, str]:
+    """Like ``load_flow_file``, also returning the exact source text that was parsed."""
     shown = str(path) if display_path is None else display_path
     try:
         data = Path(path).read_bytes()
@@ -38,7 +43,7 @@ def load_flow_file(path: str | os.PathLike[str], display_path: str | None = None
         message = (f"the flow file is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
                    "save it as UTF-8")
         raise FlowSyntaxError([Diagnostic(shown, 1, 1, message)]) from None
-    return _parse(text, shown, expected_name=Path(path).stem)
+    return _parse(text, shown, expected_name=Path(path).stem), text
 
 
 def _parse(text: str, file: str, expected_name: str | None) -> ir.Flow:
