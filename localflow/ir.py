@@ -54,14 +54,62 @@ class Input:
 
 
 @dataclass(frozen=True)
+class Catch:
+    """``catch [MATCH]:`` under a step: a block that runs instead of failing the workflow.
+
+    ``match`` is ``any`` (bare ``catch:``), ``timeout`` (the step ran past its
+    timeout, or a signal wait timed out), ``exit`` (``catch exit 2, 3:``: the
+    command exited with one of ``values``), or ``error`` (``catch error
+    "CardDeclined":``: the activity reported that error type). Inside the block
+    the name ``error`` holds ``{"kind", "message", "exit_code", "type"}``.
+    """
+
+    match: str
+    values: tuple = ()
+    body: tuple = ()
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
 class Activity:
-    """``step NAME:`` running a command (argv list, never a shell)."""
+    """``step NAME:`` running a command (argv list, never a shell).
+
+    ``undo`` is the compensating command (argv list) run, in reverse order of
+    completion, when the workflow later fails or is cancelled.
+    """
 
     name: str
     argv: tuple[Expr, ...]
     timeout_ms: int
     retry: Retry = Retry()
     stdin: Union[Expr, None] = None
+    undo: Union[tuple[Expr, ...], None] = None
+    catches: tuple[Catch, ...] = ()
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class WaitSignal:
+    """``step NAME:`` + ``wait signal SIGNAL [timeout D]``: the signal's payload is the result."""
+
+    name: str
+    signal: str
+    timeout_ms: Union[int, None] = None
+    catches: tuple[Catch, ...] = ()
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class ChildFlow:
+    """``step NAME:`` + ``flow FLOW`` [+ ``input EXPR``]: run another flow as a child workflow."""
+
+    name: str
+    flow: str
+    input: Union[Expr, None] = None
+    catches: tuple[Catch, ...] = ()
     line: int = 0
     col: int = 0
 
@@ -78,7 +126,7 @@ class Sleep:
 
 @dataclass(frozen=True)
 class Fail:
-    """``fail EXPR``: end the workflow as failed with that message."""
+    """``fail EXPR``: end the workflow as failed with that message (compensating first)."""
 
     message: Expr
     line: int = 0
@@ -94,26 +142,115 @@ class Return:
     col: int = 0
 
 
-Stmt = Union[Activity, Sleep, Fail, Return]
+@dataclass(frozen=True)
+class Set:
+    """``set NAME = EXPR``: a workflow variable, readable by later expressions."""
+
+    name: str
+    value: Expr
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class IfBranch:
+    """One ``if COND:`` or ``elif COND:`` arm."""
+
+    condition: Expr
+    body: tuple = ()
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class If:
+    """``if`` / ``elif`` arms in order, and the ``else:`` block (None when absent)."""
+
+    id: str
+    branches: tuple[IfBranch, ...]
+    orelse: Union[tuple, None] = None
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """``parallel:`` (all branches run, join when all end) or ``race:`` (first to end wins).
+
+    Each ``branch:`` block is one tuple of statements in ``branches``.
+    """
+
+    id: str
+    branches: tuple[tuple, ...]
+    race: bool = False
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class For:
+    """``for VAR in EXPR [parallel N]:`` over a list; ``concurrency`` 1 means one at a time."""
+
+    id: str
+    var: str
+    items: Expr
+    body: tuple = ()
+    concurrency: int = 1
+    line: int = 0
+    col: int = 0
+
+
+Step = Union[Activity, WaitSignal, ChildFlow]
+Stmt = Union[Activity, WaitSignal, ChildFlow, Sleep, Fail, Return, Set, If, Parallel, For]
+STEP_KINDS = (Activity, WaitSignal, ChildFlow)
 
 
 @dataclass(frozen=True)
 class Flow:
-    """A whole flow: its name, inputs, and the statements of its body in order."""
+    """A whole flow: its name, inputs, optional workflow timeout, and its body."""
 
     name: str
     inputs: tuple[Input, ...]
-    body: tuple[Stmt, ...]
+    body: tuple
     file: str = ""
+    timeout_ms: Union[int, None] = None
 
     def step_names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.body if isinstance(s, Activity))
+        return tuple(s.name for s in walk(self.body) if isinstance(s, STEP_KINDS))
+
+
+def child_blocks(stmt: object) -> list[tuple[str, tuple]]:
+    """The blocks directly inside a statement, each with its stable label.
+
+    Labels: ``then0``, ``then1``... and ``else`` for if; ``b0``, ``b1``... for
+    parallel/race branches; ``body`` for a loop; ``catch0``... for a step's catches.
+    """
+    if isinstance(stmt, If):
+        blocks = [(f"then{i}", b.body) for i, b in enumerate(stmt.branches)]
+        return blocks + ([("else", stmt.orelse)] if stmt.orelse is not None else [])
+    if isinstance(stmt, Parallel):
+        return [(f"b{i}", branch) for i, branch in enumerate(stmt.branches)]
+    if isinstance(stmt, For):
+        return [("body", stmt.body)]
+    if isinstance(stmt, STEP_KINDS):
+        return [(f"catch{i}", c.body) for i, c in enumerate(stmt.catches)]
+    return []
+
+
+def walk(block: tuple):
+    """Every statement of a block and of the blocks nested in it, in document order."""
+    for stmt in block:
+        yield stmt
+        for _, inner in child_blocks(stmt):
+            yield from walk(inner)
 
 
 # --- JSON round-trip -------------------------------------------------------
 
 _NODE_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (Expr, Retry, Input, Activity, Sleep, Fail, Return, Flow)
+    cls.__name__: cls
+    for cls in (Expr, Retry, Input, Catch, Activity, WaitSignal, ChildFlow, Sleep, Fail, Return, Set,
+                IfBranch, If, Parallel, For, Flow)
 }
 
 
