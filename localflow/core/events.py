@@ -2,11 +2,14 @@
 
 Two families of events never mix:
 - *decision* events record what ``decide`` chose: ActivityScheduled,
-  TimerStarted, WorkflowCompleted, WorkflowFailed. Each is the record of exactly
-  one command (ScheduleActivity, StartTimer, CompleteWorkflow, FailWorkflow), and
-  replay checks that deciding again yields the same commands.
+  TimerStarted, the control-flow events (BranchChosen, VariableSet,
+  ParallelStarted, LoopStarted, CatchEntered, SignalConsumed, ChildStarted,
+  CompensationStarted) and the endings (WorkflowCompleted, WorkflowFailed,
+  WorkflowCancelled). Each is the record of exactly one command, and replay
+  checks that deciding again yields the same commands.
 - *world* events record what came from outside: WorkflowStarted,
-  ActivityStarted, ActivityCompleted, ActivityFailed, TimerFired.
+  ActivityStarted, ActivityCompleted, ActivityFailed, TimerFired,
+  SignalReceived, CancelRequested, ChildCompleted, ChildFailed.
 
 Every event carries ``seq`` (1, 2, ...) and ``ts`` (epoch ms, stamped by the
 shell). ``to_record`` / ``from_record`` convert to the plain dicts the store
@@ -39,16 +42,21 @@ class WorkflowStarted(Event):
     flow: JSON  # ir.to_json(Flow): the pinned definition
     flow_source: str
     input: JSON
+    parent: JSON = None  # {"workflow_id", "step"} when started as a child flow
 
 
 @dataclass(frozen=True, kw_only=True)
 class ActivityScheduled(Event):
+    """``frame`` is the block instance the step runs in; ``undo`` its evaluated compensation argv."""
+
     decision: ClassVar[bool] = True
     step: str
     attempt: int
     argv: list
     stdin: JSON
     timeout_ms: int
+    frame: str = "root"
+    undo: JSON = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,9 +91,10 @@ class TimerStarted(Event):
     decision: ClassVar[bool] = True
     timer: int
     step: str
-    purpose: str  # "sleep" or "retry"
+    purpose: str  # "sleep", "retry-N", "signal-timeout" or "workflow-timeout"
     duration_ms: int
     fire_at: int  # epoch ms = ts + duration_ms
+    frame: str = "root"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +116,120 @@ class WorkflowFailed(Event):
     error: JSON
 
 
+@dataclass(frozen=True, kw_only=True)
+class WorkflowCancelled(Event):
+    decision: ClassVar[bool] = True
+    reason: JSON
+
+
+# --- structure: decisions about control flow, each applied to a frame's current statement (``at``)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BranchChosen(Event):
+    """``branch`` is the block label taken (``then0``, ``then1``, ``else``) or "" when none is."""
+
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    branch: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VariableSet(Event):
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    name: str
+    value: JSON
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParallelStarted(Event):
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    branches: int
+    race: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopStarted(Event):
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    items: list
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatchEntered(Event):
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    step: str
+    catch: int
+    error: JSON
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalConsumed(Event):
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    step: str
+    signal: str
+    signal_seq: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildStarted(Event):
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    step: str
+    flow: str
+    input: JSON
+    child_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompensationStarted(Event):
+    """The workflow is failing (or being cancelled): stop everything, then run ``steps``' undo in order."""
+
+    decision: ClassVar[bool] = True
+    reason: JSON
+    cancel: bool
+    steps: list
+
+
+# --- world events from outside the flow
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalReceived(Event):
+    signal: str
+    data: JSON
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelRequested(Event):
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildCompleted(Event):
+    step: str
+    child_id: str
+    result: JSON
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildFailed(Event):
+    step: str
+    child_id: str
+    error: JSON
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -119,6 +242,19 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TimerFired,
         WorkflowCompleted,
         WorkflowFailed,
+        WorkflowCancelled,
+        BranchChosen,
+        VariableSet,
+        ParallelStarted,
+        LoopStarted,
+        CatchEntered,
+        SignalConsumed,
+        ChildStarted,
+        CompensationStarted,
+        SignalReceived,
+        CancelRequested,
+        ChildCompleted,
+        ChildFailed,
     )
 }
 
@@ -169,6 +305,8 @@ class ScheduleActivity:
     argv: list
     stdin: JSON
     timeout_ms: int
+    frame: str = "root"
+    undo: JSON = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +315,7 @@ class StartTimer:
     step: str
     purpose: str
     duration_ms: int
+    frame: str = "root"
 
 
 @dataclass(frozen=True)
@@ -189,13 +328,93 @@ class FailWorkflow:
     error: JSON
 
 
-Command = Union[ScheduleActivity, StartTimer, CompleteWorkflow, FailWorkflow]
+@dataclass(frozen=True)
+class CancelWorkflow:
+    reason: JSON
+
+
+@dataclass(frozen=True)
+class ChooseBranch:
+    frame: str
+    at: int
+    branch: str
+
+
+@dataclass(frozen=True)
+class SetVariable:
+    frame: str
+    at: int
+    name: str
+    value: JSON
+
+
+@dataclass(frozen=True)
+class StartParallel:
+    frame: str
+    at: int
+    branches: int
+    race: bool
+
+
+@dataclass(frozen=True)
+class StartLoop:
+    frame: str
+    at: int
+    items: list
+
+
+@dataclass(frozen=True)
+class EnterCatch:
+    frame: str
+    at: int
+    step: str
+    catch: int
+    error: JSON
+
+
+@dataclass(frozen=True)
+class ConsumeSignal:
+    frame: str
+    at: int
+    step: str
+    signal: str
+    signal_seq: int
+
+
+@dataclass(frozen=True)
+class StartChild:
+    frame: str
+    at: int
+    step: str
+    flow: str
+    input: JSON
+    child_id: str
+
+
+@dataclass(frozen=True)
+class StartCompensation:
+    reason: JSON
+    cancel: bool
+    steps: list
+
+
+Command = Union[ScheduleActivity, StartTimer, CompleteWorkflow, FailWorkflow, CancelWorkflow, ChooseBranch,
+                SetVariable, StartParallel, StartLoop, EnterCatch, ConsumeSignal, StartChild, StartCompensation]
 
 _RECORDED_AS: dict[type, type[Event]] = {
     ScheduleActivity: ActivityScheduled,
     StartTimer: TimerStarted,
     CompleteWorkflow: WorkflowCompleted,
     FailWorkflow: WorkflowFailed,
+    CancelWorkflow: WorkflowCancelled,
+    ChooseBranch: BranchChosen,
+    SetVariable: VariableSet,
+    StartParallel: ParallelStarted,
+    StartLoop: LoopStarted,
+    EnterCatch: CatchEntered,
+    ConsumeSignal: SignalConsumed,
+    StartChild: ChildStarted,
+    StartCompensation: CompensationStarted,
 }
 _COMMAND_OF: dict[type[Event], type] = {v: k for k, v in _RECORDED_AS.items()}
 

@@ -10,13 +10,12 @@ a user checks that editing a flow is safe for workflows already running.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 from typing import Sequence, Union
 
 from localflow import ir
 from localflow.core import events as ev
 from localflow.core.decide import decide
-from localflow.core.state import WorkflowState, evolve, initial
+from localflow.core.state import WorkflowState, evolve, initial, label_of
 from localflow.errors import NondeterminismError
 
 
@@ -26,9 +25,7 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
     first = events[0]
     if not isinstance(first, ev.WorkflowStarted):
         raise NondeterminismError(first.seq, "WorkflowStarted", type(first).__name__, "a history starts the workflow")
-    state = initial(first)
-    if flow is not None:
-        state = replace(state, flow=flow)
+    state = initial(first, flow)
     expected: deque = deque()
     for event in events[1:]:
         if upto is not None and event.seq > upto:
@@ -47,8 +44,6 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
 
 
 def _where(state: WorkflowState) -> str:
-    stmt = state.current
-    if stmt is None:
-        return "after the last statement"
-    label = getattr(stmt, "name", None) or getattr(stmt, "id", None) or type(stmt).__name__.lower()
-    return f"{state.flow.file}:{stmt.line}: {label}"
+    places = [f"{state.flow.file}:{f.current.line}: {label_of(f.current)}{f.suffix}"
+              for f in state.frames.values() if f.current is not None and not f.entered]
+    return "; ".join(places) or "after the last statement"

@@ -1,25 +1,34 @@
 """Workflow state and the fold that builds it from events (pure).
 
-``evolve(state, event)`` returns a new ``WorkflowState``; there is one handler
-per event type (``functools.singledispatch``, as in eventsourcing's aggregate
-examples). ``fold(events)`` is ``evolve`` over a whole history.
+``evolve(state, event)`` returns a new ``WorkflowState``; one handler per event
+type (``functools.singledispatch``, as in eventsourcing's aggregates), and
+``fold(events)`` is ``evolve`` over a whole history.
 
-The state knows where the workflow is (``pc``, the index of the current
-statement of the flow body), every step's attempts, every timer, and how it
-ended. Statuses: ``running``, ``completed``, ``failed``.
+Where the workflow is lives in *frames*: a frame is one running instance of a
+block (the flow body, an if-arm, a parallel branch, a loop iteration, a catch
+block) with its program counter. Only live frames are kept, so deciding costs
+what is running now, not what ran before. A frame's id names its place:
+``root``, ``root/3:then0``, ``root/5:body[2]``; ``suffix`` (``[2]``) is appended
+to the keys of steps inside loops (``pack[2]``). A statement that opens blocks
+marks its frame ``entered`` and counts ``open_children``; when the last child
+ends (for a race, the first), the frame moves on.
+
+Statuses: ``running``, ``completed``, ``failed``, ``cancelled``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import singledispatch
 from typing import Any, Iterable, Mapping, Union
 
 from localflow import ir
 from localflow.core import events as ev
 
-RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
-TERMINAL = (COMPLETED, FAILED)
+RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
+TERMINAL = (COMPLETED, FAILED, CANCELLED)
+ROOT = "root"
+UNDO_PREFIX = "undo:"
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,18 @@ class Attempt:
 
 @dataclass(frozen=True)
 class StepState:
+    """One step instance: an activity's attempts, a signal wait, or a child workflow."""
+
     step: str
+    kind: str = "activity"  # activity | wait | child | undo
+    frame: str = ROOT
     attempts: tuple[Attempt, ...] = ()
+    undo: Any = None  # evaluated compensation argv, for activities that declare one
+    child_id: Union[str, None] = None
+    outcome: Union[str, None] = None  # for wait/child steps
+    result_value: Any = None
+    error_value: Any = None
+    caught: Union[int, None] = None  # index of the catch block that handled its failure
 
     @property
     def last(self) -> Attempt:
@@ -62,22 +81,37 @@ class StepState:
 
     @property
     def status(self) -> str:
-        """scheduled | running | completed | failed (last attempt failed; may retry)."""
+        """scheduled | running | completed | failed (may retry) | waiting."""
+        if self.kind in ("wait", "child"):
+            return self.outcome or "running"
         last = self.last
         if last.outcome is not None:
             return last.outcome
         return "running" if last.started_at is not None else "scheduled"
 
     @property
+    def pending(self) -> bool:
+        if self.kind in ("wait", "child"):
+            return self.outcome is None
+        return bool(self.attempts) and self.last.pending
+
+    @property
     def result(self) -> Any:
+        if self.kind in ("wait", "child"):
+            return self.result_value if self.outcome == "completed" else None
         return self.last.result if self.last.outcome == "completed" else None
+
+    @property
+    def error(self) -> Any:
+        if self.kind in ("wait", "child"):
+            return self.error_value
+        return self.last.error if self.attempts else None
 
     @property
     def counted_failures(self) -> int:
         """Failed attempts that count against the retry budget (interruptions do not)."""
         return sum(
-            1
-            for a in self.attempts
+            1 for a in self.attempts
             if a.outcome == "failed" and (a.error or {}).get("kind") != "interrupted"
         )
 
@@ -90,7 +124,35 @@ class TimerState:
     duration_ms: int
     started_at: int
     fire_at: int
+    frame: str = ROOT
     fired_at: Union[int, None] = None
+
+
+@dataclass(frozen=True)
+class Frame:
+    id: str
+    block: tuple
+    parent: Union[str, None] = None
+    pc: int = 0
+    suffix: str = ""
+    bindings: Mapping[str, Any] = field(default_factory=dict)  # loop variables, `error` in catches
+    entered: bool = False  # the current statement has opened its blocks
+    open_children: int = 0
+    items: tuple = ()  # a loop's recorded items
+    next_item: int = 0  # a loop's next iteration to start
+
+    @property
+    def current(self) -> Any:
+        return self.block[self.pc] if self.pc < len(self.block) else None
+
+
+@dataclass(frozen=True)
+class Signal:
+    seq: int
+    signal: str
+    data: Any
+    received_at: int
+    consumed_by: Union[str, None] = None
 
 
 @dataclass(frozen=True)
@@ -101,11 +163,18 @@ class WorkflowState:
     input: Mapping[str, Any]
     started_at: int
     updated_at: int
+    parent: Any = None
     last_seq: int = 1
     status: str = RUNNING
-    pc: int = 0
-    steps: Mapping[str, StepState] = None  # type: ignore[assignment]
-    timers: Mapping[int, TimerState] = None  # type: ignore[assignment]
+    frames: Mapping[str, Frame] = field(default_factory=dict)
+    body_done: bool = False
+    steps: Mapping[str, StepState] = field(default_factory=dict)
+    timers: Mapping[int, TimerState] = field(default_factory=dict)
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    signals: tuple[Signal, ...] = ()
+    completed_with_undo: tuple[str, ...] = ()  # step keys in order of completion
+    cancel_requested: Union[str, None] = None
+    compensation: Any = None  # the CompensationStarted reason/steps once it began
     result: Any = None
     error: Any = None
     ended_at: Union[int, None] = None
@@ -115,16 +184,22 @@ class WorkflowState:
         return self.status in TERMINAL
 
     @property
-    def current(self) -> Union[ir.Stmt, None]:
-        body = self.flow.body
-        return body[self.pc] if self.pc < len(body) else None
+    def compensating(self) -> bool:
+        return self.compensation is not None and not self.terminal
 
     @property
     def current_label(self) -> str:
-        stmt = self.current
-        if self.terminal or stmt is None:
+        """What the workflow is doing now, for listings (``reserve``, ``sleep-1``, ``charge, ship``)."""
+        if self.terminal:
             return ""
-        return getattr(stmt, "name", None) or getattr(stmt, "id", None) or type(stmt).__name__.lower()
+        if self.compensating:
+            return "compensating"
+        labels = []
+        for frame in self.frames.values():
+            stmt = frame.current
+            if stmt is not None and not frame.entered:
+                labels.append(label_of(stmt) + frame.suffix)
+        return ", ".join(labels)
 
     def pending_attempts(self) -> list[tuple[str, Attempt]]:
         return [(s.step, s.last) for s in self.steps.values() if s.attempts and s.last.pending]
@@ -133,28 +208,47 @@ class WorkflowState:
         current = self.steps.get(step)
         return bool(current and current.attempts and current.last.number == number and current.last.pending)
 
+    def wanted(self, step: StepState) -> bool:
+        """Should this pending step still be running? No once its frame is gone or the workflow is ending."""
+        if step.kind == "undo":
+            return not self.terminal
+        return not self.terminal and self.compensation is None and step.frame in self.frames
+
     def pending_timers(self) -> list[TimerState]:
         return [t for t in self.timers.values() if t.fired_at is None]
 
-    def next_timer_id(self) -> int:
-        return len(self.timers) + 1
+    def pending_children(self) -> list[StepState]:
+        return [s for s in self.steps.values() if s.kind == "child" and s.pending]
+
+    def timer_for(self, step: str, purpose: str) -> Union[TimerState, None]:
+        for timer in self.timers.values():
+            if timer.step == step and timer.purpose == purpose:
+                return timer
+        return None
+
+
+def label_of(stmt: Any) -> str:
+    return getattr(stmt, "name", None) or getattr(stmt, "id", None) or type(stmt).__name__.lower()
 
 
 class FoldError(ValueError):
     """An event that cannot follow the state it is applied to (a broken history)."""
 
 
-def initial(started: ev.WorkflowStarted) -> WorkflowState:
+def initial(started: ev.WorkflowStarted, flow: Union[ir.Flow, None] = None) -> WorkflowState:
+    """The state right after ``started``; ``flow`` replaces the pinned definition (replay checks)."""
+    flow = flow if flow is not None else ir.from_json(started.flow)
     return WorkflowState(
         workflow_id=started.workflow_id,
-        flow=ir.from_json(started.flow),
+        flow=flow,
         flow_hash=started.flow_hash,
         input=dict(started.input),
         started_at=started.ts,
         updated_at=started.ts,
+        parent=started.parent,
         last_seq=started.seq,
-        steps={},
-        timers={},
+        frames={ROOT: Frame(ROOT, tuple(flow.body))},
+        body_done=not flow.body,
     )
 
 
@@ -179,48 +273,103 @@ def _apply(event: ev.Event, state: WorkflowState) -> WorkflowState:
     raise FoldError(f"{type(event).__name__} cannot appear after the first event")
 
 
+# --- steps ---------------------------------------------------------------------
+
+
+def _put_step(state: WorkflowState, step: StepState) -> WorkflowState:
+    return replace(state, steps={**state.steps, step.step: step})
+
+
 def _with_attempt(state: WorkflowState, step: str, number: int, **changes: Any) -> WorkflowState:
     current = state.steps.get(step)
     if current is None or not current.attempts or current.last.number != number:
         raise FoldError(f"no attempt {number} of step {step!r} to update")
     attempts = current.attempts[:-1] + (replace(current.last, **changes),)
-    return replace(state, steps={**state.steps, step: replace(current, attempts=attempts)})
+    return _put_step(state, replace(current, attempts=attempts))
 
 
 @_apply.register
 def _on_activity_scheduled(event: ev.ActivityScheduled, state: WorkflowState) -> WorkflowState:
-    current = state.steps.get(event.step) or StepState(event.step)
+    kind = "undo" if event.step.startswith(UNDO_PREFIX) else "activity"
+    current = state.steps.get(event.step) or StepState(event.step, kind=kind, frame=event.frame, undo=event.undo)
     attempt = Attempt(event.attempt, event.ts, tuple(event.argv), event.stdin, event.timeout_ms)
-    step = replace(current, attempts=current.attempts + (attempt,))
-    return replace(state, steps={**state.steps, event.step: step})
+    return _put_step(state, replace(current, attempts=current.attempts + (attempt,), frame=event.frame))
 
 
 @_apply.register
 def _on_activity_started(event: ev.ActivityStarted, state: WorkflowState) -> WorkflowState:
-    return _with_attempt(
-        state, event.step, event.attempt,
-        started_at=event.ts, pid=event.pid, pgid=event.pgid, proc_start=event.proc_start,
-    )
+    return _with_attempt(state, event.step, event.attempt,
+                         started_at=event.ts, pid=event.pid, pgid=event.pgid, proc_start=event.proc_start)
 
 
 @_apply.register
 def _on_activity_completed(event: ev.ActivityCompleted, state: WorkflowState) -> WorkflowState:
-    state = _with_attempt(
-        state, event.step, event.attempt, ended_at=event.ts, outcome="completed", result=event.result,
-        measured_ms=event.duration_ms,
-    )
-    return _advance_if_current(state, event.step)
+    state = _with_attempt(state, event.step, event.attempt, ended_at=event.ts, outcome="completed",
+                          result=event.result, measured_ms=event.duration_ms)
+    step = state.steps[event.step]
+    if step.undo is not None and step.kind == "activity":
+        state = replace(state, completed_with_undo=state.completed_with_undo + (event.step,))
+    return _finish_step(state, step)
 
 
 @_apply.register
 def _on_activity_failed(event: ev.ActivityFailed, state: WorkflowState) -> WorkflowState:
-    return _with_attempt(state, event.step, event.attempt, ended_at=event.ts, outcome="failed", error=event.error,
-                         measured_ms=event.duration_ms)
+    return _with_attempt(state, event.step, event.attempt, ended_at=event.ts, outcome="failed",
+                         error=event.error, measured_ms=event.duration_ms)
+
+
+@_apply.register
+def _on_signal_received(event: ev.SignalReceived, state: WorkflowState) -> WorkflowState:
+    signal = Signal(event.seq, event.signal, event.data, event.ts)
+    return replace(state, signals=state.signals + (signal,))
+
+
+@_apply.register
+def _on_signal_consumed(event: ev.SignalConsumed, state: WorkflowState) -> WorkflowState:
+    signals = tuple(replace(s, consumed_by=event.step) if s.seq == event.signal_seq else s for s in state.signals)
+    data = next((s.data for s in signals if s.seq == event.signal_seq), None)
+    step = StepState(event.step, kind="wait", frame=event.frame, outcome="completed", result_value=data)
+    return _finish_step(_put_step(replace(state, signals=signals), step), step)
+
+
+@_apply.register
+def _on_child_started(event: ev.ChildStarted, state: WorkflowState) -> WorkflowState:
+    return _put_step(state, StepState(event.step, kind="child", frame=event.frame, child_id=event.child_id))
+
+
+@_apply.register
+def _on_child_completed(event: ev.ChildCompleted, state: WorkflowState) -> WorkflowState:
+    step = replace(_step(state, event.step), outcome="completed", result_value=event.result)
+    return _finish_step(_put_step(state, step), step)
+
+
+@_apply.register
+def _on_child_failed(event: ev.ChildFailed, state: WorkflowState) -> WorkflowState:
+    return _put_step(state, replace(_step(state, event.step), outcome="failed", error_value=event.error))
+
+
+def _step(state: WorkflowState, key: str) -> StepState:
+    if key not in state.steps:
+        raise FoldError(f"no step {key!r}")
+    return state.steps[key]
+
+
+def _finish_step(state: WorkflowState, step: StepState) -> WorkflowState:
+    """A step completed: its frame moves on if the step is still its current statement."""
+    frame = state.frames.get(step.frame)
+    if frame is None or frame.entered or frame.current is None:
+        return state
+    if getattr(frame.current, "name", None) is not None and frame.current.name + frame.suffix == step.step:
+        return _advance(state, frame.id)
+    return state
+
+
+# --- timers --------------------------------------------------------------------
 
 
 @_apply.register
 def _on_timer_started(event: ev.TimerStarted, state: WorkflowState) -> WorkflowState:
-    timer = TimerState(event.timer, event.step, event.purpose, event.duration_ms, event.ts, event.fire_at)
+    timer = TimerState(event.timer, event.step, event.purpose, event.duration_ms, event.ts, event.fire_at, event.frame)
     return replace(state, timers={**state.timers, event.timer: timer})
 
 
@@ -230,22 +379,172 @@ def _on_timer_fired(event: ev.TimerFired, state: WorkflowState) -> WorkflowState
     if timer is None or timer.fired_at is not None:
         raise FoldError(f"timer {event.timer} fired but it was not pending")
     state = replace(state, timers={**state.timers, event.timer: replace(timer, fired_at=event.ts)})
-    return _advance_if_current(state, timer.step) if timer.purpose == "sleep" else state
+    frame = state.frames.get(timer.frame)
+    if timer.purpose == "sleep" and frame is not None and not frame.entered and frame.current is not None \
+            and getattr(frame.current, "id", None) is not None and frame.current.id + frame.suffix == timer.step:
+        return _advance(state, frame.id)
+    return state
+
+
+# --- control flow ----------------------------------------------------------------
+
+
+def _frame_at(state: WorkflowState, frame_id: str, at: int) -> Frame:
+    frame = state.frames.get(frame_id)
+    if frame is None or frame.pc != at or frame.entered:
+        raise FoldError(f"frame {frame_id!r} is not at statement {at}")
+    return frame
+
+
+def _open(state: WorkflowState, frame: Frame, children: list[tuple[str, tuple, str, Mapping]]) -> WorkflowState:
+    """Enter the frame's current statement, starting the given child blocks (label, block, suffix, bindings)."""
+    frames = dict(state.frames)
+    frames[frame.id] = replace(frame, entered=True, open_children=len(children))
+    for label, block, suffix, bindings in children:
+        child_id = f"{frame.id}/{frame.pc}:{label}"
+        frames[child_id] = Frame(child_id, tuple(block), frame.id, 0, suffix, bindings)
+    state = replace(state, frames=frames)
+    for label, block, _, _ in children:
+        if not block:  # an empty block ends at once
+            state = _end_frame(state, f"{frame.id}/{frame.pc}:{label}")
+    return state
+
+
+@_apply.register
+def _on_branch_chosen(event: ev.BranchChosen, state: WorkflowState) -> WorkflowState:
+    frame = _frame_at(state, event.frame, event.at)
+    if not event.branch:
+        return _advance(state, frame.id)
+    block = dict(ir.child_blocks(frame.current)).get(event.branch)
+    if block is None:
+        raise FoldError(f"statement at {event.frame}:{event.at} has no block {event.branch!r}")
+    return _open(state, frame, [(event.branch, block, frame.suffix, frame.bindings)])
+
+
+@_apply.register
+def _on_variable_set(event: ev.VariableSet, state: WorkflowState) -> WorkflowState:
+    _frame_at(state, event.frame, event.at)
+    state = replace(state, variables={**state.variables, event.name: event.value})
+    return _advance(state, event.frame)
+
+
+@_apply.register
+def _on_parallel_started(event: ev.ParallelStarted, state: WorkflowState) -> WorkflowState:
+    frame = _frame_at(state, event.frame, event.at)
+    blocks = ir.child_blocks(frame.current)
+    return _open(state, frame, [(label, block, frame.suffix, frame.bindings) for label, block in blocks])
+
+
+@_apply.register
+def _on_loop_started(event: ev.LoopStarted, state: WorkflowState) -> WorkflowState:
+    frame = _frame_at(state, event.frame, event.at)
+    if not event.items:
+        return _advance(state, frame.id)
+    frame = replace(frame, items=tuple(event.items))
+    first = min(max(frame.current.concurrency, 1), len(event.items))
+    state = _open(state, frame, [_iteration(frame, i) for i in range(first)])
+    return _update_frame(state, frame.id, next_item=first)
+
+
+def _iteration(frame: Frame, index: int) -> tuple[str, tuple, str, Mapping]:
+    loop: ir.For = frame.current
+    bindings = {**frame.bindings, loop.var: frame.items[index]}
+    return f"body[{index}]", loop.body, f"{frame.suffix}[{index}]", bindings
+
+
+@_apply.register
+def _on_catch_entered(event: ev.CatchEntered, state: WorkflowState) -> WorkflowState:
+    frame = _frame_at(state, event.frame, event.at)
+    catch = frame.current.catches[event.catch]
+    if event.step in state.steps:
+        state = _put_step(state, replace(state.steps[event.step], caught=event.catch))
+    else:  # a wait that timed out has no step record yet
+        state = _put_step(state, StepState(event.step, kind="wait", frame=frame.id, outcome="failed",
+                                           error_value=event.error, caught=event.catch))
+    bindings = {**frame.bindings, "error": event.error}
+    return _open(state, frame, [(f"catch{event.catch}", catch.body, frame.suffix, bindings)])
+
+
+def _update_frame(state: WorkflowState, frame_id: str, **changes: Any) -> WorkflowState:
+    frames = dict(state.frames)
+    frames[frame_id] = replace(frames[frame_id], **changes)
+    return replace(state, frames=frames)
+
+
+def _advance(state: WorkflowState, frame_id: str) -> WorkflowState:
+    """The frame's current statement is done: move to the next, or end the frame."""
+    frame = state.frames[frame_id]
+    if frame.pc + 1 < len(frame.block):
+        return _update_frame(state, frame_id, pc=frame.pc + 1, entered=False, open_children=0,
+                             items=(), next_item=0)
+    return _end_frame(state, frame_id)
+
+
+def _end_frame(state: WorkflowState, frame_id: str) -> WorkflowState:
+    frame = state.frames[frame_id]
+    frames = dict(state.frames)
+    del frames[frame_id]
+    state = replace(state, frames=frames)
+    if frame.parent is None:
+        return replace(state, body_done=True)
+    parent = state.frames.get(frame.parent)
+    if parent is None:
+        return state
+    stmt = parent.current
+    if isinstance(stmt, ir.Parallel) and stmt.race:
+        return _advance(_drop_descendants(state, f"{parent.id}/{parent.pc}:"), parent.id)
+    remaining = parent.open_children - 1
+    if isinstance(stmt, ir.For) and parent.next_item < len(parent.items):
+        state = _update_frame(state, parent.id, open_children=remaining)
+        parent = state.frames[parent.id]
+        state = _open_more(state, parent)
+        return state
+    if remaining <= 0:
+        return _advance(state, parent.id)
+    return _update_frame(state, parent.id, open_children=remaining)
+
+
+def _open_more(state: WorkflowState, loop_frame: Frame) -> WorkflowState:
+    """Start the loop's next iteration in place of one that ended."""
+    index = loop_frame.next_item
+    label, block, suffix, bindings = _iteration(loop_frame, index)
+    child_id = f"{loop_frame.id}/{loop_frame.pc}:{label}"
+    frames = dict(state.frames)
+    frames[loop_frame.id] = replace(loop_frame, open_children=loop_frame.open_children + 1, next_item=index + 1)
+    frames[child_id] = Frame(child_id, tuple(block), loop_frame.id, 0, suffix, bindings)
+    state = replace(state, frames=frames)
+    return _end_frame(state, child_id) if not block else state
+
+
+def _drop_descendants(state: WorkflowState, prefix: str) -> WorkflowState:
+    """Cancel the frames under a statement (a race's losers): their steps are no longer wanted."""
+    return replace(state, frames={k: f for k, f in state.frames.items() if not k.startswith(prefix)})
+
+
+# --- endings -------------------------------------------------------------------
+
+
+@_apply.register
+def _on_cancel_requested(event: ev.CancelRequested, state: WorkflowState) -> WorkflowState:
+    return replace(state, cancel_requested=event.reason)
+
+
+@_apply.register
+def _on_compensation_started(event: ev.CompensationStarted, state: WorkflowState) -> WorkflowState:
+    compensation = {"reason": event.reason, "cancel": event.cancel, "steps": list(event.steps)}
+    return replace(state, compensation=compensation, frames={})
 
 
 @_apply.register
 def _on_workflow_completed(event: ev.WorkflowCompleted, state: WorkflowState) -> WorkflowState:
-    return replace(state, status=COMPLETED, result=event.result, ended_at=event.ts)
+    return replace(state, status=COMPLETED, result=event.result, ended_at=event.ts, frames={})
 
 
 @_apply.register
 def _on_workflow_failed(event: ev.WorkflowFailed, state: WorkflowState) -> WorkflowState:
-    return replace(state, status=FAILED, error=event.error, ended_at=event.ts)
+    return replace(state, status=FAILED, error=event.error, ended_at=event.ts, frames={})
 
 
-def _advance_if_current(state: WorkflowState, step: str) -> WorkflowState:
-    """Move past the current statement when the event finished it."""
-    stmt = state.current
-    if stmt is not None and (getattr(stmt, "name", None) == step or getattr(stmt, "id", None) == step):
-        return replace(state, pc=state.pc + 1)
-    return state
+@_apply.register
+def _on_workflow_cancelled(event: ev.WorkflowCancelled, state: WorkflowState) -> WorkflowState:
+    return replace(state, status=CANCELLED, error=event.reason, ended_at=event.ts, frames={})

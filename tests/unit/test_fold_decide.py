@@ -76,7 +76,7 @@ def test_an_interrupted_attempt_is_retried_at_once_and_does_not_use_the_budget()
 def test_completion_moves_on_to_the_sleep_then_the_return_value():
     done = ev.ActivityCompleted(step="reserve", attempt=1, result={"id": 7}, duration_ms=3)
     state = run(SCHEDULED_1, done)
-    assert state.pc == 1
+    assert state.frames["root"].pc == 1
     assert decide(state) == [ev.StartTimer(1, "sleep-1", "sleep", 2000)]
     sleeping = ev.TimerStarted(timer=1, step="sleep-1", purpose="sleep", duration_ms=2000, fire_at=4000)
     assert decide(run(SCHEDULED_1, done, sleeping)) == []
@@ -126,6 +126,19 @@ def test_every_event_round_trips_through_its_record():
         ev.TimerFired(timer=1),
         ev.WorkflowCompleted(result=None),
         ev.WorkflowFailed(error={"message": "m"}),
+        ev.WorkflowCancelled(reason={"message": "m"}),
+        ev.BranchChosen(frame="root", at=0, branch="then0"),
+        ev.VariableSet(frame="root", at=0, name="x", value=[1]),
+        ev.ParallelStarted(frame="root", at=0, branches=2, race=True),
+        ev.LoopStarted(frame="root", at=0, items=["a"]),
+        ev.CatchEntered(frame="root", at=0, step="s", catch=0, error={"kind": "exit"}),
+        ev.SignalConsumed(frame="root", at=0, step="s", signal="go", signal_seq=3),
+        ev.ChildStarted(frame="root", at=0, step="s", flow="F", input={}, child_id="w1.s"),
+        ev.CompensationStarted(reason={"kind": "fail"}, cancel=False, steps=["a"]),
+        ev.SignalReceived(signal="go", data={"ok": True}),
+        ev.CancelRequested(reason="user"),
+        ev.ChildCompleted(step="s", child_id="w1.s", result=1),
+        ev.ChildFailed(step="s", child_id="w1.s", error={"message": "x"}),
     ]
     for event in samples:
         event = event.__class__(**{**event.__dict__, "seq": 5, "ts": 1_764_000_000_456})
