@@ -24,7 +24,7 @@ from localflow.core import events as ev
 from localflow.core.decide import decide
 from localflow.core.inputs import resolve_input
 from localflow.core.state import FoldError, WorkflowState, evolve, fold
-from localflow.errors import FlowNotFound, HistoryCorruptError, WorkflowNotFound
+from localflow.errors import FlowNotFound, HistoryCorruptError, WorkflowFinished, WorkflowNotFound
 from localflow.store import history, locks
 from localflow.store.atomic import ensure_dir, storage_error
 from localflow.store.paths import Paths, validate_workflow_id
@@ -128,8 +128,12 @@ class Engine:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock() / 1000))
         return f"{flow_name[:80]}-{stamp}-{os.urandom(3).hex()}"
 
-    def start(self, flow_name: str, given: dict, workflow_id: Union[str, None] = None) -> str:
-        """Create a workflow of ``flow_name`` with ``given`` input; returns its id."""
+    def start(self, flow_name: str, given: dict, workflow_id: Union[str, None] = None,
+              parent: Union[dict, None] = None) -> str:
+        """Create a workflow of ``flow_name`` with ``given`` input; returns its id.
+
+        ``parent`` (``{"workflow_id", "step"}``) links a child flow to the step that started it.
+        """
         flow, source = self.load_flow(flow_name)
         values = resolve_input(flow, given)
         workflow_id = validate_workflow_id(workflow_id) if workflow_id else self.new_id(flow.name)
@@ -149,6 +153,7 @@ class Engine:
             flow=ir.to_json(flow),
             flow_source=source,
             input=values,
+            parent=parent,
         )
         with locks.hold(self.paths.lock(workflow_id)):
             history.create(self.paths.history(workflow_id), ev.to_record(started))
@@ -188,3 +193,28 @@ class Engine:
                     add(ev.record_command(command, state.last_seq + 1, now))
             history.append(current, [ev.to_record(e) for e in appended])
             return Transaction(state, appended)
+
+    # --- requests from outside ------------------------------------------------
+
+    def signal(self, workflow_id: str, name: str, data: object) -> Transaction:
+        """Deliver a signal: recorded at once, buffered until a `wait signal` takes it."""
+
+        def world(state: WorkflowState) -> list[ev.Event]:
+            if state.terminal:
+                raise WorkflowFinished(workflow_id, state.status, f"signal '{name}' to")
+            return [ev.SignalReceived(signal=name, data=data)]
+
+        return self.transact(workflow_id, world)
+
+    def cancel(self, workflow_id: str, reason: str) -> Transaction:
+        """Ask a workflow to stop: running work is stopped, compensations run, it ends cancelled."""
+
+        def world(state: WorkflowState) -> list[ev.Event]:
+            if state.terminal:
+                raise WorkflowFinished(workflow_id, state.status, "cancel")
+            if state.cancel_requested is not None:
+                return []
+            return [ev.CancelRequested(reason=reason)]
+
+        return self.transact(workflow_id, world)
+

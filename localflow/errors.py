@@ -94,6 +94,13 @@ class WorkflowNotFound(LocalFlowError):
         super().__init__(f"no workflow '{workflow_id}' (see `lf list`)")
 
 
+class WorkflowFinished(LocalFlowError):
+    def __init__(self, workflow_id: str, status: str, action: str) -> None:
+        self.workflow_id = workflow_id
+        self.status = status
+        super().__init__(f"workflow '{workflow_id}' is already {status}; cannot {action} it")
+
+
 class WorkflowExists(LocalFlowError):
     def __init__(self, workflow_id: str) -> None:
         self.workflow_id = workflow_id

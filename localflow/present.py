@@ -40,5 +40,46 @@ def describe(event: ev.Event) -> str:
     if isinstance(event, ev.WorkflowCompleted):
         return f"completed -> {short_json(event.result)}"
     if isinstance(event, ev.WorkflowFailed):
-        return f"failed: {(event.error or {}).get('message')}"
+        return f"failed: {(event.error or {}).get('message')}" + _compensated(event.error)
+    if isinstance(event, ev.WorkflowCancelled):
+        return f"cancelled: {(event.reason or {}).get('message')}" + _compensated(event.reason)
+    return _describe_flow_event(event)
+
+
+def _compensated(reason: Any) -> str:
+    done = (reason or {}).get("compensated")
+    return f" (compensated: {', '.join(done)})" if done else ""
+
+
+def _describe_flow_event(event: ev.Event) -> str:
+    if isinstance(event, ev.BranchChosen):
+        return f"{_at(event)}: took {event.branch or 'no branch'}"
+    if isinstance(event, ev.VariableSet):
+        return f"{_at(event)}: set {event.name} = {short_json(event.value)}"
+    if isinstance(event, ev.ParallelStarted):
+        return f"{_at(event)}: {'race' if event.race else 'parallel'} of {event.branches} branches started"
+    if isinstance(event, ev.LoopStarted):
+        return f"{_at(event)}: loop over {len(event.items)} items started"
+    if isinstance(event, ev.CatchEntered):
+        return f"{event.step}: failed, handled by catch {event.catch}: {(event.error or {}).get('message')}"
+    if isinstance(event, ev.SignalReceived):
+        return f"signal '{event.signal}' received: {short_json(event.data)}"
+    if isinstance(event, ev.SignalConsumed):
+        return f"{event.step}: took signal '{event.signal}' (seq {event.signal_seq})"
+    if isinstance(event, ev.ChildStarted):
+        return f"{event.step}: child workflow {event.child_id} ({event.flow}) requested"
+    if isinstance(event, ev.ChildCompleted):
+        return f"{event.step}: child {event.child_id} completed -> {short_json(event.result)}"
+    if isinstance(event, ev.ChildFailed):
+        return f"{event.step}: child {event.child_id} failed: {(event.error or {}).get('message')}"
+    if isinstance(event, ev.CancelRequested):
+        return f"cancel requested: {event.reason}"
+    if isinstance(event, ev.CompensationStarted):
+        why = (event.reason or {}).get("message")
+        steps = ", ".join(event.steps) or "nothing to undo"
+        return f"compensating ({why}): undo {steps}"
     return type(event).__name__
+
+
+def _at(event: Any) -> str:
+    return f"{event.frame}#{event.at}"

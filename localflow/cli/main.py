@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from localflow import __version__
-from localflow.cli import read, start, supervise
+from localflow.cli import graph, read, start, supervise, validate
 from localflow.errors import FlowSyntaxError, LocalFlowError
 
 
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_parsers(sub)
     read.add_parsers(sub)
     supervise.add_parsers(sub)
+    control.add_parsers(sub)
+    validate.add_parsers(sub)
+    graph.add_parsers(sub)
     return parser
 
 

@@ -13,7 +13,7 @@ from localflow.store.paths import validate_workflow_id
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list workflows, newest first")
-    p.add_argument("--status", choices=["running", "completed", "failed"], help="only this status")
+    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"], help="only this status")
     p.add_argument("--flow", help="only workflows of this flow")
     p.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50; 0 = all)")
     add_json_flag(p)

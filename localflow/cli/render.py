@@ -20,7 +20,8 @@ from localflow.core.state import TimerState, WorkflowState
 from localflow.core.timefmt import format_duration, to_iso
 from localflow.present import describe, short_json
 
-STATUS_STYLE = {"running": "cyan", "completed": "green", "failed": "red", "scheduled": "yellow"}
+STATUS_STYLE = {"running": "cyan", "completed": "green", "failed": "red", "scheduled": "yellow",
+                "cancelled": "magenta"}
 
 
 def _iso(ms: int | None) -> str | None:
@@ -73,8 +74,15 @@ def details(state: WorkflowState) -> dict[str, Any]:
                 for a in step.attempts
             ],
         })
+    ending = state.error or {}
     return {
         **summary(state),
+        "parent": state.parent,
+        "children": [{"step": s.step, "workflow_id": s.child_id, "flow": s.child_flow, "status": s.status}
+                     for s in state.steps.values() if s.kind == "child"],
+        "variables": dict(state.variables),
+        "signals": [{"signal": g.signal, "data": g.data, "taken_by": g.consumed_by} for g in state.signals],
+        "compensated": ending.get("compensated", []),
         "flow_hash": state.flow_hash,
         "flow_file": state.flow.file,
         "input": dict(state.input),
@@ -126,6 +134,20 @@ def inspect_view(state: WorkflowState) -> Group:
         head.add_row("result", json.dumps(state.result, ensure_ascii=False))
     if state.error:
         head.add_row("error", Text(str(state.error.get("message")), style="red"))
+    if state.parent:
+        head.add_row("parent", f"{state.parent['workflow_id']} (step {state.parent['step']})")
+    for child in (s for s in state.steps.values() if s.kind == "child"):
+        head.add_row("child", f"{child.child_id} ({child.child_flow}, step {child.step}): {child.status}")
+    if state.variables:
+        head.add_row("variables", json.dumps(dict(state.variables), ensure_ascii=False))
+    waiting = [g for g in state.signals if g.consumed_by is None]
+    if waiting:
+        head.add_row("buffered signals", ", ".join(g.signal for g in waiting))
+    if state.compensating:
+        head.add_row("compensating", ", ".join(state.compensation["steps"]) or "stopping running work")
+    compensated = (state.error or {}).get("compensated")
+    if compensated:
+        head.add_row("compensated", ", ".join(compensated))
     head.add_row("started", _local(state.started_at))
     head.add_row("ended" if state.ended_at else "last change", _local(state.ended_at or state.updated_at))
     parts: list[Any] = [head]
@@ -147,6 +169,11 @@ def _steps_table(state: WorkflowState) -> Table:
         table.add_column(column, overflow="fold", no_wrap=column in ("ATTEMPT", "STARTED", "DURATION"),
                          ratio=3 if column == "DETAIL" else None)
     for step in state.steps.values():
+        if step.kind in ("wait", "child"):
+            detail = short_json(step.result, 60) if step.outcome == "completed" else str(
+                (step.error or {}).get("message", step.child_id or "waiting"))
+            table.add_row(step.step, "-", _status(step.status), "-", "-", detail)
+            continue
         for a in step.attempts:
             status = a.outcome or ("running" if a.started_at else "scheduled")
             if a.outcome == "completed":
@@ -176,4 +203,7 @@ def result_panel(state: WorkflowState) -> Panel:
         body = json.dumps(state.result, indent=2, ensure_ascii=False)
         return Panel(body, title=f"{state.workflow_id} completed", border_style="green", expand=False)
     message = (state.error or {}).get("message", "unknown error")
-    return Panel(Text(message), title=f"{state.workflow_id} failed", border_style="red", expand=False)
+    compensated = (state.error or {}).get("compensated")
+    if compensated:
+        message += f"\ncompensated: {', '.join(compensated)}"
+    return Panel(Text(message), title=f"{state.workflow_id} {state.status}", border_style="red", expand=False)

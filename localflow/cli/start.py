@@ -84,6 +84,10 @@ class _ProgressPrinter:
     def note(self, text: str) -> None:
         print(f"  {text}", flush=True)
 
+    def child(self, workflow_id: str, events: list) -> None:
+        for event in events:
+            print(f"  {to_iso(event.ts)[11:19]}  [{workflow_id}] {describe(event)}", flush=True)
+
     def events(self, events: list) -> None:
         with self._guard:
             for event in events:
@@ -97,11 +101,14 @@ def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter) -> Workf
     slot = ExecutorSlot(engine, f"lf run {workflow_id}")
     slot.acquire()
     printer.events(engine.load(workflow_id).events)
-    executor = Executor(engine, on_events=lambda _id, events: printer.events(events))
+    executor = Executor(engine, on_events=lambda wid, events: printer.events(events) if wid == workflow_id
+                        else printer.child(wid, events))
     try:
         state = executor.reconcile(workflow_id)
         while not (state.terminal and not executor.busy):
-            executor.wait_for_work(max_wait_s=0.5, debounce_s=0)
+            dirty = executor.wait_for_work(max_wait_s=0.5, debounce_s=0)
+            for other in sorted(dirty - {workflow_id}):  # child flows it started
+                executor.reconcile(other)
             state = executor.reconcile(workflow_id)
         return state
     except KeyboardInterrupt:

@@ -70,6 +70,8 @@ class StepState:
     attempts: tuple[Attempt, ...] = ()
     undo: Any = None  # evaluated compensation argv, for activities that declare one
     child_id: Union[str, None] = None
+    child_flow: Union[str, None] = None
+    child_input: Any = None
     outcome: Union[str, None] = None  # for wait/child steps
     result_value: Any = None
     error_value: Any = None
@@ -334,7 +336,8 @@ def _on_signal_consumed(event: ev.SignalConsumed, state: WorkflowState) -> Workf
 
 @_apply.register
 def _on_child_started(event: ev.ChildStarted, state: WorkflowState) -> WorkflowState:
-    return _put_step(state, StepState(event.step, kind="child", frame=event.frame, child_id=event.child_id))
+    return _put_step(state, StepState(event.step, kind="child", frame=event.frame, child_id=event.child_id,
+                                      child_flow=event.flow, child_input=event.input))
 
 
 @_apply.register

@@ -88,6 +88,7 @@ class RunningAttempt:
     def __init__(self, spec: AttemptSpec) -> None:
         self.spec = spec
         self._cancelled = threading.Event()
+        self._cancel_reason = ("interrupted", "stopped: the executor shut down while it ran")
         self._started = time.monotonic()
         spec.stdout_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _write_private(spec.stdin_path, json.dumps(spec.stdin).encode("utf-8"))
@@ -115,7 +116,9 @@ class RunningAttempt:
         self.pgid = self.pid
         self.proc_start = process_start_time(self.pid)
 
-    def cancel(self) -> None:
+    def cancel(self, kind: str = "interrupted", message: str = "stopped: the executor shut down while it ran") -> None:
+        """Stop the attempt (TERM to its group, grace, KILL); it ends as a failure of ``kind``."""
+        self._cancel_reason = (kind, message)
         self._cancelled.set()
 
     def wait(self) -> AttemptOutcome:
@@ -124,7 +127,7 @@ class RunningAttempt:
             remaining = deadline - time.monotonic()
             if self._cancelled.is_set():
                 self._stop_group()
-                return self._failed("interrupted", "stopped: the executor shut down while it ran")
+                return self._failed(*self._cancel_reason)
             if remaining <= 0:
                 self._stop_group()
                 return self._failed("timeout", f"timed out after {self.spec.timeout_ms / 1000:g}s")

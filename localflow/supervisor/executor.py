@@ -11,7 +11,12 @@ world match it.
 - a pending timer gets its marker file and a wake-up; an overdue one fires
   (``TimerFired`` is appended under the lock only if the timer is still pending,
   so racing parties fire it once);
-- markers of fired timers, and of finished workflows, are removed.
+- markers of fired timers, and of finished workflows, are removed;
+- an attempt the workflow no longer wants (a race's loser, a failing or
+  cancelled workflow) is stopped: SIGTERM to its group, grace, SIGKILL;
+- a child flow the history started is created (id ``<parent>.<step>``) and its
+  outcome is recorded in the parent when it ends; a parent that no longer
+  wants a child cancels it.
 
 Each attempt runs on its own thread, which starts the process, appends
 ActivityStarted and then the outcome, and marks the workflow dirty; deciding
@@ -25,9 +30,9 @@ import threading
 from typing import Callable, Iterable, Union
 
 from localflow.core import events as ev
-from localflow.core.state import Attempt, WorkflowState
+from localflow.core.state import Attempt, StepState, WorkflowState
 from localflow.engine import Engine
-from localflow.errors import LocalFlowError
+from localflow.errors import LocalFlowError, WorkflowExists, WorkflowNotFound
 from localflow.runner.subprocess_runner import (
     DEFAULT_GRACE_S,
     AttemptSpec,
@@ -111,22 +116,50 @@ class Executor:
         return tx.state
 
     def _recover(self, state: WorkflowState, now: int) -> list[ev.Event]:
+        """World events the history is missing: lost attempts, fired timers, finished children."""
         found: list[ev.Event] = []
         for step, attempt in state.pending_attempts():
-            if self._is_running(state.workflow_id, step, attempt.number) or attempt.pid is None:
+            if self._is_running(state.workflow_id, step, attempt.number):
                 continue
-            killed = kill_orphan(attempt.pid, attempt.pgid or attempt.pid, attempt.proc_start)
-            what = f"killed its process group {attempt.pgid}" if killed else f"its process {attempt.pid} was gone"
-            self.log(f"{state.workflow_id}: {step} attempt {attempt.number} was orphaned; {what}")
+            wanted = state.wanted(state.steps[step])
+            if attempt.pid is not None:
+                killed = kill_orphan(attempt.pid, attempt.pgid or attempt.pid, attempt.proc_start)
+                what = f"killed its process group {attempt.pgid}" if killed else f"its process {attempt.pid} was gone"
+                self.log(f"{state.workflow_id}: {step} attempt {attempt.number} was orphaned; {what}")
+                kind, message = ("interrupted", f"its executor stopped while it ran ({what})") if wanted else (
+                    "cancelled", f"cancelled ({what})")
+            elif not wanted:
+                kind, message = "cancelled", "cancelled before it started"
+            else:
+                continue
             found.append(ev.ActivityFailed(
-                step=step,
-                attempt=attempt.number,
-                error={"kind": "interrupted", "message": f"its executor stopped while it ran ({what})",
-                       "exit_code": None},
-                duration_ms=max(0, now - (attempt.started_at or attempt.scheduled_at)),
+                step=step, attempt=attempt.number, duration_ms=max(0, now - (attempt.started_at or attempt.scheduled_at)),
+                error={"kind": kind, "message": message, "exit_code": None},
             ))
-        found.extend(ev.TimerFired(timer=t.timer) for t in state.pending_timers() if t.fire_at <= now)
+        if not state.terminal:
+            found.extend(ev.TimerFired(timer=t.timer) for t in state.pending_timers() if t.fire_at <= now)
+        for child in state.pending_children():
+            outcome = self._child_outcome(child)
+            if outcome is not None:
+                found.append(outcome)
         return found
+
+    def _child_outcome(self, child: StepState) -> Union[ev.Event, None]:
+        try:
+            child_state = self.engine.load(child.child_id).state
+        except WorkflowNotFound:
+            return None
+        except LocalFlowError as exc:
+            error = {"kind": "child", "message": str(exc)}
+            return ev.ChildFailed(step=child.step, child_id=child.child_id, error=error)
+        if child_state.status == "completed":
+            return ev.ChildCompleted(step=child.step, child_id=child.child_id, result=child_state.result)
+        if child_state.terminal:
+            error = dict(child_state.error or {})
+            error.setdefault("message", child_state.status)
+            error["status"] = child_state.status
+            return ev.ChildFailed(step=child.step, child_id=child.child_id, error=error)
+        return None
 
     def _carry_out(self, workflow_id: str, state: WorkflowState) -> None:
         for timer in state.timers.values():
@@ -137,8 +170,47 @@ class Executor:
             else:
                 timer_store.remove_marker(self.paths, marker)
         for step, attempt in state.pending_attempts():
-            if attempt.pid is None and not self._is_running(workflow_id, step, attempt.number):
+            wanted = state.wanted(state.steps[step])
+            if self._is_running(workflow_id, step, attempt.number):
+                if not wanted:
+                    self._cancel_running(workflow_id, step, attempt.number)
+            elif attempt.pid is None and wanted:
                 self._start(workflow_id, step, attempt)
+        for child in state.pending_children():
+            self._carry_out_child(state, child)
+        if state.terminal and state.parent:
+            self.mark_dirty(state.parent["workflow_id"])
+
+    def _cancel_running(self, workflow_id: str, step: str, number: int) -> None:
+        with self._guard:
+            running = self._running.get((workflow_id, step, number))
+        if running is not None:
+            running.cancel("cancelled", "cancelled: the workflow no longer needs it")
+
+    def _carry_out_child(self, state: WorkflowState, child: StepState) -> None:
+        """Start a child workflow the history asks for, or pass a cancellation down to it."""
+        flow, given = child.child_flow, child.child_input
+        try:
+            child_state = self.engine.load(child.child_id).state
+        except WorkflowNotFound:
+            if not state.wanted(child):
+                return
+            try:
+                self.engine.start(flow, given, child.child_id,
+                                  parent={"workflow_id": state.workflow_id, "step": child.step})
+            except WorkflowExists:
+                pass
+            except LocalFlowError as exc:
+                error = {"kind": "child", "message": f"could not start child flow {flow}: {exc}"}
+                self._append(state.workflow_id, [ev.ChildFailed(step=child.step, child_id=child.child_id,
+                                                                error=error)])
+                return
+            self.log(f"{state.workflow_id}: started child workflow {child.child_id} ({flow})")
+            self.mark_dirty(child.child_id)
+            return
+        if not state.wanted(child) and not child_state.terminal and child_state.cancel_requested is None:
+            self.engine.cancel(child.child_id, f"its parent {state.workflow_id} no longer needs it")
+            self.mark_dirty(child.child_id)
 
     def schedule_wakeup(self, workflow_id: str, fire_at: int) -> None:
         with self._wake:
@@ -205,8 +277,13 @@ class Executor:
         def only_if_pending(state: WorkflowState) -> Iterable[ev.Event]:
             return events if state.attempt_pending(step, number) else ()
 
+        self._append(workflow_id, only_if_pending)
+
+    def _append(self, workflow_id: str, events) -> None:
+        """Record world events (a list, or a function of the state) and log what got appended."""
+        world = events if callable(events) else (lambda state: events)
         try:
-            tx = self.engine.transact(workflow_id, only_if_pending)
+            tx = self.engine.transact(workflow_id, world)
         except LocalFlowError as exc:
             self.log(f"{workflow_id}: {exc}")
             return

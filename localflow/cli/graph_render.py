@@ -1,0 +1,290 @@
+"""What `lf graph` shows: a Flow as a rich Tree, or as Mermaid ``flowchart TD`` text.
+
+Pure functions of the IR (``localflow.ir``): they read no files and print
+nothing. The Tree is for the terminal and shows every clause that matters; the
+Mermaid text is for pasting into a README, so its labels are shorter and its
+syntax deliberately conservative (``id["label"]``, ``id{"label"}``, ``-->``,
+``-.->``, ``|label|``): every label is escaped with Mermaid entity codes, and node
+ids are ``n1``, ``n2``... so no flow text can ever end up in the syntax.
+"""
+
+from __future__ import annotations
+
+import json
+import os.path
+from typing import NamedTuple, Union
+
+from rich.text import Text
+from rich.tree import Tree
+
+from localflow import ir
+from localflow.dsl import DEFAULT_TIMEOUT_MS
+
+_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
+_TREE_EXPR = 100  # longest expression text in a tree label
+_CHART_TEXT = 40  # longest expression or command text in a Mermaid label
+_KEYWORD, _NAME, _DIM = "bold", "cyan", "dim"
+
+
+# --- shared wording -----------------------------------------------------------------
+
+
+def format_duration(ms: int) -> str:
+    """Exact, as written in the DSL: 2s, 1m30s, 1s500ms, 1d12h (0 is 0s)."""
+    parts = []
+    for unit, size in _UNITS:
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _short(text: str, limit: int) -> str:
+    """One line (a bracketed expression may span several), at most ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _arg(expr: ir.Expr, basename: bool = False) -> str:
+    """An argv element as a reader would type it: a plain string literal loses its quotes."""
+    source = expr.source.strip()
+    if source[:1] in "\"'" and len(source) >= 2 and source[-1] == source[0]:
+        inner = source[1:-1]
+        if inner and not any(c.isspace() or c in "\"'\\{}" for c in inner):
+            return (os.path.basename(inner) or inner) if basename else inner
+    return source
+
+
+def _command(argv: tuple, limit: int, basename: bool = False) -> str:
+    return _short(" ".join(_arg(e, basename) for e in argv), limit)
+
+
+def _catch_label(catch: ir.Catch) -> str:
+    if catch.match == "any":
+        return "catch"
+    values = ", ".join(json.dumps(v) if isinstance(v, str) else str(v) for v in catch.values)
+    return f"catch {catch.match} {values}" if values else f"catch {catch.match}"
+
+
+def _loop_label(stmt: ir.For, limit: int) -> str:
+    parallel = f" (parallel {stmt.concurrency})" if stmt.concurrency > 1 else ""
+    return f"for {stmt.var} in {_short(stmt.items.source, limit)}{parallel}"
+
+
+def _step_action(stmt: ir.Step, limit: int, basename: bool = False) -> str:
+    if isinstance(stmt, ir.Activity):
+        return "run " + _command(stmt.argv, limit, basename)
+    if isinstance(stmt, ir.WaitSignal):
+        return f"wait signal {stmt.signal}"
+    return f"child flow {stmt.flow}"
+
+
+def _step_options(stmt: ir.Step) -> list[str]:
+    options = []
+    if isinstance(stmt, ir.Activity):
+        if stmt.timeout_ms != DEFAULT_TIMEOUT_MS:
+            options.append(f"timeout {format_duration(stmt.timeout_ms)}")
+        if stmt.retry.max_attempts > 1:
+            options.append(f"retry {stmt.retry.max_attempts - 1}")
+        if stmt.undo:
+            options.append("undo " + _command(stmt.undo, _TREE_EXPR // 2))
+    elif isinstance(stmt, ir.WaitSignal) and stmt.timeout_ms is not None:
+        options.append(f"timeout {format_duration(stmt.timeout_ms)}")
+    elif isinstance(stmt, ir.ChildFlow) and stmt.input is not None:
+        options.append("input " + _short(stmt.input.source, _TREE_EXPR // 2))
+    return options
+
+
+def _simple_label(stmt: object, limit: int) -> str:
+    """Sleep, set, return, fail, or (for IR added later) the node's type name."""
+    if isinstance(stmt, ir.Sleep):
+        return f"sleep {format_duration(stmt.duration_ms)}"
+    if isinstance(stmt, ir.Set):
+        return f"set {stmt.name} = {_short(stmt.value.source, limit)}"
+    if isinstance(stmt, ir.Return):
+        return f"return {_short(stmt.value.source, limit)}"
+    if isinstance(stmt, ir.Fail):
+        return f"fail {_short(stmt.message.source, limit)}"
+    return type(stmt).__name__.lower()
+
+
+# --- the rich tree ------------------------------------------------------------------
+
+
+def flow_tree(flow: ir.Flow) -> Tree:
+    """``flow Name (inputs: ...)`` with one node per statement, blocks nested under their statement."""
+    tree = Tree(_root_label(flow), guide_style=_DIM)
+    _add_block(tree, flow.body)
+    return tree
+
+
+def _root_label(flow: ir.Flow) -> Text:
+    label = Text.assemble(("flow ", _KEYWORD), (flow.name, _NAME))
+    notes = []
+    if flow.inputs:
+        notes.append("inputs: " + ", ".join(
+            i.name if i.default is None else f"{i.name}={_short(i.default.source, 30)}" for i in flow.inputs))
+    if flow.timeout_ms is not None:
+        notes.append(f"workflow timeout {format_duration(flow.timeout_ms)}")
+    if notes:
+        label.append(f" ({'; '.join(notes)})", style=_DIM)
+    return label
+
+
+def _add_block(parent: Tree, block: tuple) -> None:
+    for stmt in block:
+        _add_statement(parent, stmt)
+
+
+def _add_labelled_block(parent: Tree, label: Text, block: tuple) -> None:
+    node = parent.add(label)
+    _add_block(node, block)
+    if not block:
+        node.add(Text("(empty)", style=_DIM))
+
+
+def _add_statement(parent: Tree, stmt: object) -> None:
+    if isinstance(stmt, ir.If):
+        node = parent.add(Text.assemble(("if ", _KEYWORD), _short(stmt.branches[0].condition.source, _TREE_EXPR)))
+        for index, branch in enumerate(stmt.branches):
+            head = Text("then", _KEYWORD) if index == 0 else Text.assemble(
+                ("elif ", _KEYWORD), _short(branch.condition.source, _TREE_EXPR))
+            _add_labelled_block(node, head, branch.body)
+        if stmt.orelse is not None:
+            _add_labelled_block(node, Text("else", _KEYWORD), stmt.orelse)
+    elif isinstance(stmt, ir.Parallel):
+        node = parent.add(Text.assemble(("race", _KEYWORD), (" (first wins)", _DIM)) if stmt.race
+                          else Text("parallel", _KEYWORD))
+        for index, branch in enumerate(stmt.branches):
+            _add_labelled_block(node, Text(f"branch {index + 1}", _KEYWORD), branch)
+    elif isinstance(stmt, ir.For):
+        node = parent.add(Text(_loop_label(stmt, _TREE_EXPR), _KEYWORD))
+        _add_block(node, stmt.body)
+    elif isinstance(stmt, ir.STEP_KINDS):
+        node = parent.add(_step_label(stmt))
+        for catch in stmt.catches:
+            _add_labelled_block(node, Text(_catch_label(catch), _KEYWORD), catch.body)
+    else:
+        word, _, rest = _simple_label(stmt, _TREE_EXPR).partition(" ")
+        parent.add(Text.assemble((word, _KEYWORD), f" {rest}" if rest else ""))
+
+
+def _step_label(stmt: ir.Step) -> Text:
+    label = Text.assemble(("step ", _KEYWORD), (stmt.name, _NAME), ": ", _step_action(stmt, _TREE_EXPR))
+    options = _step_options(stmt)
+    if options:
+        label.append(f" ({', '.join(options)})", style=_DIM)
+    return label
+
+
+# --- Mermaid ----------------------------------------------------------------------
+
+_END = "<end>"  # stands for the End node until its id is known; never a valid node id
+
+
+class _Open(NamedTuple):
+    """An edge that leaves ``source`` and waits for the next node to point at."""
+
+    source: str
+    label: Union[str, None] = None
+    dashed: bool = False
+
+
+def flow_mermaid(flow: ir.Flow) -> str:
+    """A ``flowchart TD`` from Start to End: one node per statement, blocks as branches that re-join."""
+    chart = _Chart()
+    start = chart.node("Start")
+    chart.connect(chart.block(flow.body, [_Open(start)]), _END)
+    end = chart.node("End")
+    lines = ["flowchart TD", f"    %% flow {flow.name}"]
+    lines += [f"    {node}" for node in chart.nodes]
+    for source, target, label, dashed in chart.edges:
+        arrow = "-.->" if dashed else "-->"
+        text = f"|{mermaid_escape(label, edge=True)}|" if label else ""
+        lines.append(f"    {source} {arrow}{text} {end if target == _END else target}")
+    return "\n".join(lines) + "\n"
+
+
+def mermaid_escape(text: str, edge: bool = False) -> str:
+    """Entity codes for what Mermaid would read as syntax or HTML: ``"`` is #quot;, ``#`` is #35;.
+
+    A node label is quoted, so only ``"`` ends it; an edge label (``|...|``) is
+    not, and brackets or a pipe would end it too.
+    """
+    out = text.replace("#", "#35;").replace('"', "#quot;")
+    for char in "<>|[](){}" if edge else "<>":
+        out = out.replace(char, f"#{ord(char)};")
+    return out
+
+
+class _Chart:
+    def __init__(self) -> None:
+        self.nodes: list[str] = []
+        self.edges: list[tuple[str, str, Union[str, None], bool]] = []
+
+    def node(self, label: str, decision: bool = False) -> str:
+        node_id = f"n{len(self.nodes) + 1}"
+        text = mermaid_escape(label)
+        self.nodes.append(f'{node_id}{{"{text}"}}' if decision else f'{node_id}["{text}"]')
+        return node_id
+
+    def connect(self, opens: list[_Open], target: str, label: Union[str, None] = None) -> None:
+        """Point every open edge at ``target``; a label given here is added to the edge's own."""
+        for edge in opens:
+            text = ", ".join(part for part in (edge.label, label) if part) or None
+            self.edges.append((edge.source, target, text, edge.dashed))
+
+    def block(self, block: tuple, opens: list[_Open]) -> list[_Open]:
+        for stmt in block:
+            opens = self.statement(stmt, opens)
+        return opens
+
+    def statement(self, stmt: object, opens: list[_Open]) -> list[_Open]:
+        if isinstance(stmt, ir.If):
+            return self._if(stmt, opens)
+        if isinstance(stmt, ir.Parallel):
+            return self._parallel(stmt, opens)
+        if isinstance(stmt, ir.For):
+            return self._for(stmt, opens)
+        if isinstance(stmt, ir.STEP_KINDS):
+            node = self.node(f"step {stmt.name}: {_step_action(stmt, _CHART_TEXT, basename=True)}")
+        else:
+            node = self.node(_simple_label(stmt, _CHART_TEXT))
+        self.connect(opens, node)
+        if isinstance(stmt, (ir.Return, ir.Fail)):
+            self.connect([_Open(node)], _END)
+            return []
+        after = [_Open(node)]
+        for catch in getattr(stmt, "catches", ()):
+            after += self.block(catch.body, [_Open(node, _catch_label(catch), dashed=True)])
+        return after
+
+    def _if(self, stmt: ir.If, opens: list[_Open]) -> list[_Open]:
+        decision = self.node(_short(stmt.branches[0].condition.source, _CHART_TEXT), decision=True)
+        self.connect(opens, decision)
+        after: list[_Open] = []
+        for index, branch in enumerate(stmt.branches):
+            label = "yes" if index == 0 else f"elif {_short(branch.condition.source, _CHART_TEXT)}"
+            after += self.block(branch.body, [_Open(decision, label)])
+        if stmt.orelse is not None:
+            after += self.block(stmt.orelse, [_Open(decision, "else")])
+        else:
+            after.append(_Open(decision, "no" if len(stmt.branches) == 1 else "else"))
+        return after
+
+    def _parallel(self, stmt: ir.Parallel, opens: list[_Open]) -> list[_Open]:
+        fork = self.node("race (first wins)" if stmt.race else "parallel")
+        self.connect(opens, fork)
+        ends = [self.block(branch, [_Open(fork, f"branch {i + 1}")]) for i, branch in enumerate(stmt.branches)]
+        if not any(ends):
+            return []  # every branch returns or fails: nothing re-joins
+        join = self.node("first branch done" if stmt.race else "all branches done")
+        for branch_end in ends:
+            self.connect(branch_end, join)
+        return [_Open(join)]
+
+    def _for(self, stmt: ir.For, opens: list[_Open]) -> list[_Open]:
+        loop = self.node(_loop_label(stmt, _CHART_TEXT), decision=True)
+        self.connect(opens, loop)
+        self.connect(self.block(stmt.body, [_Open(loop, "each item")]), loop, "next item")
+        return [_Open(loop, "done")]
