@@ -68,16 +68,40 @@ class Engine:
         except OSError:
             pass
 
-    def flow_names(self) -> list[str]:
-        if not self.paths.flows_dir.is_dir():
+    def flow_files(self) -> list[Path]:
+        """Flow files: flows/*.flow, then flows/<folder>/*.flow (e.g. flows/examples/)."""
+        root = self.paths.flows_dir
+        if not root.is_dir():
             return []
-        return sorted(p.stem for p in self.paths.flows_dir.glob("*.flow") if p.is_file())
+        return sorted(p for p in root.glob("*.flow") if p.is_file()) + sorted(
+            p for p in root.glob("*/*.flow") if p.is_file())
+
+    def flow_names(self) -> list[str]:
+        return sorted({p.stem for p in self.flow_files()})
+
+    def find_flow(self, name: str) -> Path:
+        """The file of a flow: a path to a .flow file, or a name found in flows/ or one folder below."""
+        if name.endswith(".flow") or "/" in name:
+            for candidate in (Path(name), self.paths.home / name):
+                if candidate.is_file():
+                    return candidate.absolute()
+            raise FlowNotFound(name, self.display(self.paths.flows_dir), self.flow_names())
+        if _FLOW_NAME_RE.match(name or ""):
+            top = self.paths.flow_file(name)
+            if top.is_file():
+                return top
+            found = [p for p in self.flow_files() if p.stem == name]
+            if len(found) > 1:
+                places = ", ".join(self.display(p) for p in found)
+                raise FlowNotFound(name, self.display(self.paths.flows_dir),
+                                   [f"{name} is ambiguous: {places}; pass the path"])
+            if found:
+                return found[0]
+        raise FlowNotFound(name, self.display(self.paths.flows_dir), self.flow_names())
 
     def load_flow(self, name: str) -> tuple[ir.Flow, str]:
-        """Parse flows/<name>.flow; returns the flow and its source text."""
-        path = self.paths.flow_file(name) if _FLOW_NAME_RE.match(name or "") else None
-        if path is None or not path.is_file():
-            raise FlowNotFound(name, self.display(self.paths.flows_dir), self.flow_names())
+        """Parse a flow (see ``find_flow``); returns the flow and its exact source text."""
+        path = self.find_flow(name)
         return dsl.read_flow_file(path, self.display(path))
 
     def display(self, path: Path) -> str:

@@ -58,6 +58,7 @@ class FlowNotFound(LocalFlowError):
         self.name = name
         known_text = f" Known flows: {', '.join(known)}." if known else ""
         super().__init__(f"unknown flow '{name}': no {flows_dir}/{name}.flow.{known_text}")
+        self.known = known or []
 
 
 class InputError(LocalFlowError):

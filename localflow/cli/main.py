@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from localflow import __version__
-from localflow.cli import graph, read, start, supervise, validate
+from localflow.cli import control, graph, read, start, supervise, validate
 from localflow.errors import FlowSyntaxError, LocalFlowError
 
 

@@ -160,9 +160,13 @@ class RunningAttempt:
 
     def _finished(self, code: int) -> AttemptOutcome:
         if code != 0:
-            tail = _tail(self.spec.stderr_path) or _tail(self.spec.stdout_path)
+            reported = _reported_error(self.spec.stdout_path)
+            tail = reported.get("message") or _tail(self.spec.stderr_path) or _tail(self.spec.stdout_path)
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            return self._failed("exit", f"{how}" + (f": {tail}" if tail else ""), code)
+            outcome = self._failed("exit", f"{how}" + (f": {tail}" if tail else ""), code)
+            if reported.get("error"):
+                outcome.error["type"] = reported["error"]
+            return outcome
         size = self.spec.stdout_path.stat().st_size
         if size > MAX_RESULT_BYTES:
             return self._failed("output", f"stdout is {size} bytes, over the {MAX_RESULT_BYTES}-byte result limit")
@@ -178,6 +182,19 @@ def parse_result(data: bytes) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _reported_error(stdout_path: Path) -> dict:
+    """A failing activity may print {"error": "Type", "message": "..."} on stdout to name its error."""
+    try:
+        if stdout_path.stat().st_size > MAX_RESULT_BYTES:
+            return {}
+        value = parse_result(stdout_path.read_bytes())
+    except OSError:
+        return {}
+    if isinstance(value, dict) and isinstance(value.get("error"), str):
+        return {"error": value["error"], "message": str(value.get("message", ""))}
+    return {}
 
 
 def spawn_failure(spec: AttemptSpec, exc: OSError) -> AttemptOutcome:
