@@ -53,10 +53,25 @@ class Transaction:
     appended: list[ev.Event]
 
 
+@dataclass
+class _Folded:
+    """A workflow's state as of a valid prefix of its history file (this process's cache)."""
+
+    inode: int
+    size: int
+    state: WorkflowState
+
+
+_CACHE_LIMIT = 4096
+
+
 class Engine:
     def __init__(self, home: Union[str, Path], clock: Clock = system_clock) -> None:
         self.paths = Paths.at(home)
         self.clock = clock
+        # A long-lived process (supervisor, lf run) folds each history once and then only
+        # what was appended since: histories are append-only, so a valid prefix never changes.
+        self._folded: dict[str, _Folded] = {}
 
     # --- layout and flows ---------------------------------------------------
 
@@ -189,15 +204,8 @@ class Engine:
         Everything appended goes out as one write + fsync; it is durable when this
         returns, and only then may the caller carry the decisions out.
         """
-        path = self.paths.history(workflow_id)
         with locks.hold(self.paths.lock(workflow_id)):
-            try:
-                current = history.read(path)
-            except FileNotFoundError:
-                raise WorkflowNotFound(workflow_id) from None
-            if not current.records:
-                raise WorkflowNotFound(workflow_id)
-            state = self._fold(current).state
+            current, state = self._read_state(workflow_id)
             now = self.clock()
             appended: list[ev.Event] = []
 
@@ -216,7 +224,46 @@ class Engine:
                 for command in commands:
                     add(ev.record_command(command, state.last_seq + 1, now))
             history.append(current, [ev.to_record(e) for e in appended])
+            self._remember(workflow_id, current, state)
             return Transaction(state, appended)
+
+    def state_of(self, workflow_id: str) -> WorkflowState:
+        """The current state, folding only what was appended since this process last looked."""
+        return self._read_state(workflow_id)[1]
+
+    def _read_state(self, workflow_id: str) -> tuple[history.HistoryRead, WorkflowState]:
+        path = self.paths.history(workflow_id)
+        try:
+            inode = os.stat(path, follow_symlinks=False).st_ino
+            cached = self._folded.get(workflow_id)
+            if cached is not None and cached.inode == inode:
+                current = history.read_after(path, cached.size, cached.state.last_seq)
+                state = cached.state
+                for record in current.records:
+                    state = self._evolve(current, state, record)
+            else:
+                current = history.read(path)
+                if not current.records:
+                    raise WorkflowNotFound(workflow_id)
+                state = self._fold(current).state
+        except (FileNotFoundError, NotADirectoryError):
+            self._folded.pop(workflow_id, None)
+            raise WorkflowNotFound(workflow_id) from None
+        self._remember(workflow_id, current, state)
+        return current, state
+
+    def _evolve(self, current: history.HistoryRead, state: WorkflowState, record: dict) -> WorkflowState:
+        try:
+            return evolve(state, ev.from_record(record))
+        except (ValueError, FoldError) as exc:
+            raise HistoryCorruptError(str(current.path), record["seq"], str(exc)) from None
+
+    def _remember(self, workflow_id: str, current: history.HistoryRead, state: WorkflowState) -> None:
+        inode = os.stat(current.path, follow_symlinks=False).st_ino
+        self._folded.pop(workflow_id, None)
+        self._folded[workflow_id] = _Folded(inode, current.valid_size, state)
+        if len(self._folded) > _CACHE_LIMIT:
+            self._folded.pop(next(iter(self._folded)))
 
     # --- requests from outside ------------------------------------------------
 

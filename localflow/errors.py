@@ -57,7 +57,8 @@ class FlowNotFound(LocalFlowError):
     def __init__(self, name: str, flows_dir: str, known: list[str] | None = None) -> None:
         self.name = name
         known_text = f" Known flows: {', '.join(known)}." if known else ""
-        super().__init__(f"unknown flow '{name}': no {flows_dir}/{name}.flow.{known_text}")
+        where = "no such file" if name.endswith(".flow") or "/" in name else f"no {flows_dir}/{name}.flow"
+        super().__init__(f"unknown flow '{name}': {where}.{known_text}")
         self.known = known or []
 
 

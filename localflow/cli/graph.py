@@ -1,21 +1,18 @@
 """`lf graph FLOW [--mermaid]`: show a flow's structure, as a tree or as a Mermaid flowchart.
 
-FLOW is a flow name (``flows/<FLOW>.flow``) or a path to a ``.flow`` file. Reads
-the flow only; the drawing itself is ``graph_render``'s (pure) job.
+FLOW is a flow name or a path to a ``.flow`` file, found as ``lf run`` finds it
+(``Engine.load_flow``). Reads the flow only; the drawing is ``graph_render``'s
+(pure) job.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 from localflow import ir
 from localflow.cli.common import console, engine_for
 from localflow.cli.graph_render import flow_mermaid, flow_tree
-from localflow.cli.validate import shown_path
-from localflow.dsl import load_flow_file
 from localflow.engine import Engine
 
 
@@ -37,8 +34,5 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def load_target(engine: Engine, target: str) -> ir.Flow:
-    """A path when it looks like one (ends in .flow or has a slash), else a flow name."""
-    if target.endswith(".flow") or "/" in target or os.sep in target:
-        path = Path(target)
-        return load_flow_file(path, shown_path(engine, path))
+    """A path (ends in .flow or has a slash) or a name, resolved as `lf run` resolves it."""
     return engine.load_flow(target)[0]

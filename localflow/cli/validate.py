@@ -1,15 +1,16 @@
 """`lf validate [FILE...]`: parse and check flow files, reporting every problem compiler style.
 
 Adds the one check the parser cannot make from a single file: a child-flow step
-must name a flow that has a ``flows/<Name>.flow``. Reads flow files only; it never
-starts, runs or writes anything. Exit 0 when every file is good, 2 otherwise.
+must name a flow the engine can find (``Engine.find_flow``: ``flows/<Name>.flow`` or
+one folder below), exactly as it will look when the step runs. Reads flow files
+only; it never starts, runs or writes anything. Exit 0 when every file is good, 2
+otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +21,14 @@ from localflow.cli.common import add_json_flag, engine_for, print_json
 from localflow.dsl import read_flow_file
 from localflow.dsl.lexer import diagnostic, physical_lines
 from localflow.engine import Engine
-from localflow.errors import Diagnostic, FlowSyntaxError
-
-_FLOW_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+from localflow.errors import Diagnostic, FlowNotFound, FlowSyntaxError
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check flow files and report every problem (exit 2 if there is any)")
     p.add_argument("files", nargs="*", metavar="FILE",
-                   help="flow files to check, relative to the current directory (default: every flows/*.flow)")
+                   help="flow files to check, relative to the current directory "
+                        "(default: every flows/*.flow and flows/*/*.flow)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_validate)
 
@@ -56,7 +56,7 @@ class FileReport:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     engine = engine_for(args)
-    paths = [Path(f) for f in args.files] if args.files else _flow_files(engine)
+    paths = [Path(f) for f in args.files] if args.files else engine.flow_files()
     reports = [check_file(engine, path) for path in paths]
     if args.json:
         print_json([r.to_json() for r in reports])
@@ -73,18 +73,34 @@ def check_file(engine: Engine, path: Path) -> FileReport:
         flow, source = read_flow_file(path, shown)
     except FlowSyntaxError as exc:
         return FileReport(shown, None, exc.diagnostics)
-    problems = missing_child_flows(flow, lambda name: engine.paths.flow_file(name).is_file())
+    problems = missing_child_flows(flow, lambda name: child_flow_problem(engine, name))
     lines = physical_lines(source)
     return FileReport(shown, flow, tuple(diagnostic(shown, lines, ln, col, msg) for ln, col, msg in problems))
 
 
-def missing_child_flows(flow: ir.Flow, exists: Callable[[str], bool]) -> list[tuple[int, int, str]]:
-    """(line, col, message) for each child-flow step whose flow has no file, in file order."""
+def missing_child_flows(flow: ir.Flow, problem_of: Callable[[str], Union[str, None]]) -> list[tuple[int, int, str]]:
+    """(line, col, message) for each child-flow step whose flow cannot be found, in file order.
+
+    ``problem_of(name)`` says what is wrong with a child flow name, None when it resolves.
+    """
     problems = []
     for stmt in ir.walk(flow.body):
-        if isinstance(stmt, ir.ChildFlow) and not (_FLOW_NAME.fullmatch(stmt.flow) and exists(stmt.flow)):
-            problems.append((stmt.line, stmt.col, f"unknown flow '{stmt.flow}' (no flows/{stmt.flow}.flow)"))
+        if isinstance(stmt, ir.ChildFlow):
+            problem = problem_of(stmt.flow)
+            if problem is not None:
+                problems.append((stmt.line, stmt.col, problem))
     return sorted(problems, key=lambda p: (p[0], p[1]))
+
+
+def child_flow_problem(engine: Engine, name: str) -> Union[str, None]:
+    try:
+        engine.find_flow(name)
+    except FlowNotFound:
+        places = [engine.display(p) for p in engine.flow_files() if p.stem == name]
+        if len(places) > 1:
+            return f"child flow '{name}' is ambiguous: {', '.join(places)}"
+        return f"unknown flow '{name}' (no flows/{name}.flow)"
+    return None
 
 
 def shown_path(engine: Engine, path: Path) -> str:
@@ -96,13 +112,6 @@ def shown_path(engine: Engine, path: Path) -> str:
         except ValueError:
             continue
     return str(path)
-
-
-def _flow_files(engine: Engine) -> list[Path]:
-    folder = engine.paths.flows_dir
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*.flow") if p.is_file())
 
 
 def _print_reports(reports: list[FileReport]) -> None:

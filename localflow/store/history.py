@@ -39,19 +39,22 @@ class HistoryRead:
     records: list[dict[str, Any]] = field(default_factory=list)
     valid_size: int = 0
     torn: bytes = b""
+    base_seq: int = 0  # the seq just before ``records`` (a read that started mid-file)
 
     @property
     def last_seq(self) -> int:
-        return self.records[-1]["seq"] if self.records else 0
+        return self.records[-1]["seq"] if self.records else self.base_seq
 
 
 def _open_nofollow(path: Path, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
 
 
-def read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path, offset: int = 0) -> bytes:
     fd = _open_nofollow(path, os.O_RDONLY)
     try:
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
         chunks = []
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -62,17 +65,21 @@ def read_bytes(path: Path) -> bytes:
         os.close(fd)
 
 
-def parse(path: Path, data: bytes) -> HistoryRead:
-    """Split history bytes into records, a valid prefix and a torn tail (pure)."""
-    result = HistoryRead(path)
+def parse(path: Path, data: bytes, base_seq: int = 0, base_size: int = 0) -> HistoryRead:
+    """Split history bytes into records, a valid prefix and a torn tail (pure).
+
+    ``base_seq``/``base_size`` describe what comes before ``data`` when reading a
+    tail from an offset: line numbers and seqs then continue from there.
+    """
+    result = HistoryRead(path, base_seq=base_seq)
     end = data.rfind(b"\n") + 1
     body, result.torn = data[:end], data[end:]
     lines = body.split(b"\n")[:-1] if body else []
     # Trailing NUL-only lines are what a crash leaves when the size grew but the data never came.
     while lines and lines[-1].strip(b"\x00") == b"":
         result.torn = lines.pop() + b"\n" + result.torn
-    offset = 0
-    for number, line in enumerate(lines, start=1):
+    offset = base_size
+    for number, line in enumerate(lines, start=base_seq + 1):
         try:
             record = codec.decode(line)
         except codec.LineError as exc:
@@ -88,6 +95,11 @@ def parse(path: Path, data: bytes) -> HistoryRead:
 def read(path: Path) -> HistoryRead:
     """Read a history; FileNotFoundError if absent, HistoryCorruptError if damaged mid-file."""
     return parse(path, read_bytes(path))
+
+
+def read_after(path: Path, size: int, last_seq: int) -> HistoryRead:
+    """Read only what was appended after a valid prefix of ``size`` bytes ending at ``last_seq``."""
+    return parse(path, read_bytes(path, size), base_seq=last_seq, base_size=size)
 
 
 def create(path: Path, first: dict[str, Any]) -> None:

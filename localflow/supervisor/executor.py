@@ -146,7 +146,7 @@ class Executor:
 
     def _child_outcome(self, child: StepState) -> Union[ev.Event, None]:
         try:
-            child_state = self.engine.load(child.child_id).state
+            child_state = self.engine.state_of(child.child_id)
         except WorkflowNotFound:
             return None
         except LocalFlowError as exc:
@@ -191,7 +191,7 @@ class Executor:
         """Start a child workflow the history asks for, or pass a cancellation down to it."""
         flow, given = child.child_flow, child.child_input
         try:
-            child_state = self.engine.load(child.child_id).state
+            child_state = self.engine.state_of(child.child_id)
         except WorkflowNotFound:
             if not state.wanted(child):
                 return
