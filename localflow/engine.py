@@ -59,6 +59,7 @@ class _Folded:
 
     inode: int
     size: int
+    tail: bytes  # the prefix's last bytes: a rewritten file no longer has them
     state: WorkflowState
 
 
@@ -236,8 +237,10 @@ class Engine:
         try:
             inode = os.stat(path, follow_symlinks=False).st_ino
             cached = self._folded.get(workflow_id)
+            current = None
             if cached is not None and cached.inode == inode:
-                current = history.read_after(path, cached.size, cached.state.last_seq)
+                current = history.read_after(path, cached.size, cached.state.last_seq, cached.tail)
+            if current is not None:
                 state = cached.state
                 for record in current.records:
                     state = self._evolve(current, state, record)
@@ -260,8 +263,9 @@ class Engine:
 
     def _remember(self, workflow_id: str, current: history.HistoryRead, state: WorkflowState) -> None:
         inode = os.stat(current.path, follow_symlinks=False).st_ino
+        tail = history.tail_of(current.path, current.valid_size)
         self._folded.pop(workflow_id, None)
-        self._folded[workflow_id] = _Folded(inode, current.valid_size, state)
+        self._folded[workflow_id] = _Folded(inode, current.valid_size, tail, state)
         if len(self._folded) > _CACHE_LIMIT:
             self._folded.pop(next(iter(self._folded)))
 

@@ -97,9 +97,22 @@ def read(path: Path) -> HistoryRead:
     return parse(path, read_bytes(path))
 
 
-def read_after(path: Path, size: int, last_seq: int) -> HistoryRead:
-    """Read only what was appended after a valid prefix of ``size`` bytes ending at ``last_seq``."""
-    return parse(path, read_bytes(path, size), base_seq=last_seq, base_size=size)
+def read_after(path: Path, size: int, last_seq: int, tail: bytes) -> HistoryRead | None:
+    """Read only what was appended after a known valid prefix of ``size`` bytes.
+
+    ``tail`` is the prefix's last bytes as seen before; if the file no longer has
+    them there (it was replaced or rewritten), returns None: read it whole instead.
+    """
+    data = read_bytes(path, size - len(tail))
+    if not data.startswith(tail):
+        return None
+    return parse(path, data[len(tail):], base_seq=last_seq, base_size=size)
+
+
+def tail_of(path: Path, size: int, length: int = 64) -> bytes:
+    """The last ``length`` bytes of the first ``size`` bytes of a history."""
+    start = max(size - length, 0)
+    return read_bytes(path, start)[: size - start]
 
 
 def create(path: Path, first: dict[str, Any]) -> None:
