@@ -172,8 +172,8 @@ def _on_activity(stmt: ir.Activity, frame: Frame, batch: _Batch) -> list:
     failures = step.counted_failures
     if not retry.may_retry(stmt.retry, failures):
         tries = len(step.attempts)
-        message = f"step '{key}' failed after {tries} attempt{'s' if tries != 1 else ''}: {last.error.get('message')}"
-        return _step_failed(stmt, frame, batch, key, {**last.error, "message": message})
+        summary = f"step '{key}' failed after {tries} attempt{'s' if tries != 1 else ''}: {last.error.get('message')}"
+        return _step_failed(stmt, frame, batch, key, last.error, summary)
     timer = batch.state.timer_for(key, f"retry-{last.number + 1}")
     if timer is None:
         return [batch.timer(key, f"retry-{last.number + 1}", retry.delay_ms(stmt.retry, failures), frame.id)]
@@ -258,14 +258,15 @@ def hash_text(text: str) -> int:
     return value
 
 
-def _step_failed(stmt: Any, frame: Frame, batch: _Batch, key: str, error: dict) -> list:
-    """A step failed for good: the first matching catch runs, else the workflow fails."""
+def _step_failed(stmt: Any, frame: Frame, batch: _Batch, key: str, error: dict, summary: str = "") -> list:
+    """A step failed for good: the first matching catch runs (its ``error`` is the step's own
+    error), else the workflow fails with ``summary`` as its message."""
     error = {"kind": error.get("kind"), "message": error.get("message"), "exit_code": error.get("exit_code"),
              "type": error.get("type")}
     for index, catch in enumerate(stmt.catches):
         if _matches(catch, error):
             return [ev.EnterCatch(frame.id, frame.pc, key, index, error)]
-    return _abort(batch.state, {**error, "step": key, "line": stmt.line})
+    return _abort(batch.state, {**error, "message": summary or error["message"], "step": key, "line": stmt.line})
 
 
 def _matches(catch: ir.Catch, error: dict) -> bool:

@@ -7,6 +7,7 @@ bracket ``( [ {`` or a triple-quoted string is open, so a multi-line
 continuation lines whole, so every character keeps its (line, col).
 
 Never raises: problems come back as (line, col, message) for the parser to report.
+Also the few word helpers the parser uses to read a logical line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from localflow.errors import Diagnostic
 
 NEWLINE = re.compile(r"\r\n|\r|\n")
 TAB_WIDTH = 8  # only used to keep going after a tab error
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,30 @@ def diagnostic(file: str, source_lines: list[str], line: int, col: int, message:
     """A Diagnostic carrying the physical line it points into (for the caret excerpt)."""
     source_line = source_lines[line - 1] if 0 < line <= len(source_lines) else ""
     return Diagnostic(file, line, max(col, 1), message, source_line)
+
+
+def skip(text: str, index: int) -> int:
+    """The index of the first non-blank character from ``index`` (or the end)."""
+    while index < len(text) and text[index] in " \t":
+        index += 1
+    return index
+
+
+def word(text: str, index: int, stops: str) -> tuple[str, int, int]:
+    """The next blank-delimited word from ``index``, ending early at any of ``stops``: (word, start, end)."""
+    start = end = skip(text, index)
+    while end < len(text) and not text[end].isspace() and text[end] not in stops:
+        end += 1
+    return text[start:end], start, end
+
+
+def first_word(text: str) -> tuple[str, int]:
+    """A line's keyword and where it ends; end 0 when the line does not start with a name."""
+    match = IDENT.match(text)
+    if match:
+        return match.group(), match.end()
+    found = text.split(None, 1)[0] if text.strip() else text
+    return found[:20], 0
 
 
 def lex(text: str) -> tuple[list[LogicalLine], list[tuple[int, int, str]]]:

@@ -1,13 +1,16 @@
 """Logical lines -> a tree of indented blocks -> ``ir.Flow``: the syntax of the DSL.
 
-Table-driven: every statement keyword has an entry in ``STATEMENTS`` and every step
-clause one in ``CLAUSES``; a new statement (if/elif/else, parallel, for, ...) is a
-new handler, not a redesign. Each handler reads one logical line (and its block),
-reports problems with the exact line and column, and returns IR.
+Table-driven: every statement keyword has an entry in ``STATEMENTS`` (steps and their
+clauses are ``localflow.dsl.steps``). Each handler reads one logical line and the
+block under it, reports problems with the exact line and column, and returns IR.
+Block-holding statements (if/elif/else, parallel/race, for, catch) parse their
+blocks with ``Parser.nested``; ids (``sleep-N``, ``if-N``, ``parallel-N``,
+``race-N``, ``for-N``) count each kind in document order.
 
-Syntax only: names in scope, duplicates and reachability are ``checks``. Never
-raises: every problem becomes a Diagnostic and parsing carries on, so one run
-reports everything it can; ``localflow.dsl`` raises the FlowSyntaxError.
+Syntax only: names in scope, duplicates, branch counts, loop limits and
+reachability are ``checks``. Never raises: every problem becomes a Diagnostic and
+parsing carries on, so one run reports everything it can; ``localflow.dsl`` raises
+the FlowSyntaxError.
 """
 
 from __future__ import annotations
@@ -16,25 +19,27 @@ import difflib
 import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from localflow import ir
-from localflow.core.expr import compile_expr, list_elements
-from localflow.dsl.lexer import LogicalLine, diagnostic, lex, physical_lines
+from localflow.core.expr import compile_expr
+from localflow.dsl import steps
+from localflow.dsl.lexer import IDENT, LogicalLine, diagnostic, first_word, lex, physical_lines, skip, word
+from localflow.dsl.steps import DEFAULT_TIMEOUT_MS
 from localflow.errors import Diagnostic, ExpressionError
 
-DEFAULT_TIMEOUT_MS = 600_000
+__all__ = ["DEFAULT_TIMEOUT_MS", "KEYWORDS", "STATEMENTS", "Node", "Parser", "parse", "parse_duration"]
+
 MAX_DURATION_MS = 3650 * 86_400_000  # ten years: far beyond any sane timer, still exact in JSON
-STATEMENT_WORDS = ("input", "step", "sleep", "fail", "return")
-FUTURE_WORDS = frozenset(
-    "if elif else parallel race for in set wait signal child catch undo branch and or not".split())
 KEYWORDS = frozenset(
-    "flow input step sleep fail return run timeout retry stdin workflow true false null".split()) | FUTURE_WORDS
-IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+    "flow input step sleep fail return run timeout retry stdin workflow true false null "
+    "undo catch wait signal branch parallel race if elif else for in set error now child and or not".split())
 _DURATION = re.compile(r"(?:\d{1,12}(?:ms|s|m|h|d))+")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_BACKOFF = re.compile(r"(\d{1,6}(?:\.\d{1,6})?)x?")
+_IN = re.compile(r"\s*in(?![A-Za-z0-9_])")
+_CONCURRENCY = re.compile(r"(?s)(.*\S)\s+parallel(?:\s+(\S+))?\s*")  # greedy: the last 'parallel'
+_INLINE = re.compile(r":[ \t]*([A-Za-z_]+)")  # "if x: sleep 1s"
 DURATION_HINT = "write e.g. 500ms, 30s, 1m30s, 2h"
 
 
@@ -54,13 +59,8 @@ class Node:
 
 
 class Statement(NamedTuple):
-    parse: Callable[[Parser, Node, int], None]
+    parse: Callable[[Parser, Node, int], Any]  # returns the statement's IR, or None
     block: bool  # whether it opens an indented block
-
-
-class Clause(NamedTuple):
-    field: str  # the ir.Activity field it sets
-    parse: Callable[[Parser, LogicalLine, int], Any]
 
 
 def parse(text: str, file: str, expected_name: str | None = None) -> tuple[ir.Flow | None, list[Diagnostic]]:
@@ -93,26 +93,9 @@ def build_tree(lines: list[LogicalLine], parser: Parser) -> list[Node]:
     return roots
 
 
-def _skip(text: str, index: int) -> int:
-    while index < len(text) and text[index] in " \t":
-        index += 1
-    return index
-
-
-def _word(text: str, index: int, stops: str) -> tuple[str, int, int]:
-    """The next blank-delimited word from ``index``, ending early at any of ``stops``."""
-    start = end = _skip(text, index)
-    while end < len(text) and not text[end].isspace() and text[end] not in stops:
-        end += 1
-    return text[start:end], start, end
-
-
-def _first_word(text: str) -> tuple[str, int]:
-    match = IDENT.match(text)
-    if match:
-        return match.group(), match.end()
-    word = text.split(None, 1)[0] if text.strip() else text
-    return word[:20], 0
+def _keyword(node: Node) -> str:
+    found, end = first_word(node.line.text)
+    return found if end else ""
 
 
 class Parser:
@@ -121,8 +104,11 @@ class Parser:
         self.source_lines = physical_lines(text)
         self.diagnostics: list[Diagnostic] = []
         self.inputs: list[ir.Input] = []
-        self.body: list[ir.Stmt] = []
-        self.sleeps = 0
+        self.timeout: tuple[int, int] | None = None  # the workflow timeout: (ms, line)
+        self.started = False  # a statement other than input/timeout was seen in the flow's body
+        self.depth = 0  # how many blocks enclose the statements being parsed (0: the flow's body)
+        self.counts: dict[str, int] = {}
+        self.inline_lines: set[int] = set()  # lines reported for holding their block after the ':'
 
     # --- reporting -----------------------------------------------------------
 
@@ -132,12 +118,12 @@ class Parser:
     def error_at(self, ll: LogicalLine, offset: int, message: str) -> None:
         self.error(*ll.position(offset), message)
 
-    def unknown(self, ll: LogicalLine, what: str, table: dict[str, Any], where: str = "") -> None:
-        word, _ = _first_word(ll.text)
-        note = " (not supported yet)" if word in FUTURE_WORDS else ""
-        close = difflib.get_close_matches(word, list(table), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close and not note else ""
-        self.error_at(ll, 0, f"unknown {what} '{word}'{where}{note}: expected one of {', '.join(table)}{hint}")
+    def unknown(self, ll: LogicalLine, what: str, names: Iterable[str], where: str = "") -> None:
+        found, _ = first_word(ll.text)
+        names = list(names)
+        close = difflib.get_close_matches(found, names, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        self.error_at(ll, 0, f"unknown {what} '{found}'{where}: expected one of {', '.join(names)}{hint}")
 
     def check_name(self, kind: str, name: str, ll: LogicalLine, offset: int) -> None:
         if not IDENT.fullmatch(name):
@@ -150,11 +136,15 @@ class Parser:
             return
         self.error_at(ll, offset, message)
 
+    def next_id(self, kind: str) -> str:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return f"{kind}-{self.counts[kind]}"
+
     # --- pieces ----------------------------------------------------------------
 
-    def expression(self, ll: LogicalLine, offset: int) -> ir.Expr | None:
-        """The expression making up the rest of the line from ``offset``; None when blank."""
-        rest = ll.text[offset:]
+    def expression(self, ll: LogicalLine, offset: int, stop: int | None = None) -> ir.Expr | None:
+        """The expression in ``ll.text[offset:stop]`` (the rest of the line); None when blank."""
+        rest = ll.text[offset:stop]
         source = rest.strip()
         if not source:
             return None
@@ -166,11 +156,11 @@ class Parser:
         return expr
 
     def duration(self, ll: LogicalLine, offset: int, what: str) -> int | None:
-        token, start, end = _word(ll.text, offset, "")
+        token, start, end = word(ll.text, offset, "")
         if not token:
             self.error_at(ll, start, f"'{what}' needs a duration: {DURATION_HINT}")
             return None
-        if _skip(ll.text, end) < len(ll.text):
+        if skip(ll.text, end) < len(ll.text):
             token = ll.text[start:].strip()
         return self.duration_token(ll, token, start)
 
@@ -183,10 +173,53 @@ class Parser:
             return None
         return ms
 
+    def colon(self, ll: LogicalLine, what: str) -> int | None:
+        """Where the ':' ending a block-opening line is; None (reported) when it is missing."""
+        end = len(ll.text.rstrip())
+        if ll.text[end - 1:end] == ":":
+            return end - 1
+        for inline in _INLINE.finditer(ll.text):
+            if inline.group(1) in STATEMENTS:
+                return self.inline_block(ll, inline.start(1), what)
+        self.error_at(ll, end, f"expected ':' at the end of the '{what}' line")
+        return None
+
+    def inline_block(self, ll: LogicalLine, offset: int, what: str) -> None:
+        self.inline_lines.add(ll.line)  # its block is the problem, not that the block is missing
+        self.error_at(ll, offset, f"put the block on its own lines, indented under the '{what}' line")
+
+    def bare_opener(self, ll: LogicalLine, end: int, what: str) -> None:
+        """A line that is exactly ``WORD:`` (else:, branch:, parallel:, race:)."""
+        at = skip(ll.text, end)
+        rest = ll.text[at:].rstrip()
+        if rest == ":":
+            return
+        if not rest:
+            self.error_at(ll, at, f"expected ':' after '{what}'")
+        elif rest.startswith(":"):
+            self.inline_block(ll, skip(ll.text, at + 1), what)
+        elif what == "else":
+            self.error_at(ll, at, "'else' takes no condition: write 'elif CONDITION:'")
+        else:
+            self.error_at(ll, at, f"unexpected text after '{what}': write '{what}:'")
+
+    def nested(self, nodes: list[Node]) -> tuple:
+        self.depth += 1
+        try:
+            return self.block(nodes)
+        finally:
+            self.depth -= 1
+
+    def arm(self, node: Node, what: str) -> tuple:
+        """The block under a block-opening line; it must not be empty."""
+        if not node.children and node.line.line not in self.inline_lines:
+            self.error_at(node.line, 0, f"'{what}' needs an indented block of statements")
+        return self.nested(node.children)
+
     # --- the flow --------------------------------------------------------------
 
     def flow(self, roots: list[Node], expected_name: str | None) -> ir.Flow | None:
-        headers = [i for i, node in enumerate(roots) if _first_word(node.line.text)[0] == "flow"]
+        headers = [i for i, node in enumerate(roots) if first_word(node.line.text)[0] == "flow"]
         if not headers:
             self.error(1, 1, "expected 'flow NAME' header")
             return None
@@ -196,25 +229,25 @@ class Parser:
         name = self.header(header.line, expected_name)
         body = list(header.children)
         for index, node in enumerate(roots[headers[0] + 1:]):
-            if _first_word(node.line.text)[0] == "flow":
+            if first_word(node.line.text)[0] == "flow":
                 self.error_at(node.line, 0, "only one flow per file")
                 break
             if index == 0:
                 self.error_at(node.line, 0, f"statements must be indented under 'flow {name}'")
             body.append(node)
-        for node in body:
-            self.statement(node)
-        return ir.Flow(name, tuple(self.inputs), tuple(self.body), self.file)
+        statements = self.block(body)
+        timeout = self.timeout[0] if self.timeout else None
+        return ir.Flow(name, tuple(self.inputs), statements, self.file, timeout)
 
     def header(self, ll: LogicalLine, expected_name: str | None) -> str:
         text = ll.text
-        name, start, end = _word(text, len("flow"), ":")
+        name, start, end = word(text, len("flow"), ":")
         if not name:
             self.error_at(ll, start, "expected a flow name after 'flow'")
             return ""
         self.check_name("flow", name, ll, start)
-        rest = _skip(text, end)
-        rest = _skip(text, rest + 1) if text[rest:rest + 1] == ":" else rest
+        rest = skip(text, end)
+        rest = skip(text, rest + 1) if text[rest:rest + 1] == ":" else rest
         if rest < len(text):
             self.error_at(ll, rest, "unexpected text after the flow name")
         if expected_name is not None and name != expected_name:
@@ -222,36 +255,49 @@ class Parser:
                           f"or rename the file to {name}.flow")
         return name
 
-    def statement(self, node: Node) -> None:
-        word, end = _first_word(node.line.text)
-        statement = STATEMENTS.get(word) if end else None
+    def block(self, nodes: list[Node]) -> tuple:
+        """The statements of one block; an ``if`` takes the ``elif``/``else`` lines that follow it."""
+        out = []
+        index = 0
+        while index < len(nodes):
+            node, after = nodes[index], index + 1
+            kw = _keyword(node)
+            if kw == "if":
+                while after < len(nodes) and _keyword(nodes[after]) in ("elif", "else") \
+                        and _keyword(nodes[after - 1]) != "else":
+                    after += 1
+                stmt = _if(self, nodes[index:after])
+            elif kw in MISPLACED:
+                stmt = self.misplaced(node, kw, nodes[index - 1] if index else None)
+            else:
+                stmt = self.statement(node)
+            if stmt is not None:
+                out.append(stmt)
+                self.started = self.started or self.depth == 0
+            index = after
+        return tuple(out)
+
+    def statement(self, node: Node) -> Any:
+        kw, end = first_word(node.line.text)
+        statement = STATEMENTS.get(kw) if end else None
         if statement is None:
             self.unknown(node.line, "statement", STATEMENTS)
-            return
-        statement.parse(self, node, end)
+            return None
+        stmt = statement.parse(self, node, end)
         if node.children and not statement.block:
-            self.error_at(node.children[0].line, 0, f"unexpected indent: '{word}' does not open a block")
+            self.error_at(node.children[0].line, 0, f"unexpected indent: '{kw}' does not open a block")
+        return stmt
 
-    def clauses(self, node: Node, step: str) -> dict[str, Any]:
-        fields: dict[str, Any] = {}
-        seen: dict[str, int] = {}
-        for child in node.children:
-            ll = child.line
-            word, end = _first_word(ll.text)
-            clause = CLAUSES.get(word) if end else None
-            if clause is None:
-                self.unknown(ll, "clause", CLAUSES, f" in step '{step}'")
-                continue
-            if word in seen:
-                self.error_at(ll, 0, f"'{word}' is given twice in step '{step}' (first at line {seen[word]})")
-                continue
-            seen[word] = ll.line
-            if child.children:
-                self.error_at(child.children[0].line, 0, f"unexpected indent: '{word}' does not open a block")
-            value = clause.parse(self, ll, end)
-            if value is not None:
-                fields[clause.field] = value
-        return fields
+    def misplaced(self, node: Node, kw: str, previous: Node | None) -> None:
+        """An ``elif``/``else`` that follows no ``if``, or a ``branch`` outside parallel/race."""
+        if kw == "branch":
+            self.error_at(node.line, 0, "'branch:' belongs directly inside 'parallel:' or 'race:'")
+        else:
+            ended = previous is not None and _keyword(previous) == "else"
+            detail = f": the 'else' at line {previous.line.line} ends that if" if ended and previous else ""
+            self.error_at(node.line, 0, f"'{kw}' without a matching 'if'{detail}")
+        self.nested(node.children)  # still report what is wrong inside
+        return None
 
 
 # --- statements ------------------------------------------------------------------
@@ -259,14 +305,14 @@ class Parser:
 
 def _input(p: Parser, node: Node, end: int) -> None:
     ll, text = node.line, node.line.text
-    if p.body:
+    if p.started or p.depth:
         p.error_at(ll, 0, "inputs must come before the first step")
-    name, start, stop = _word(text, end, "=")
+    name, start, stop = word(text, end, "=")
     if not name:
         p.error_at(ll, start, "expected an input name after 'input'")
         return
     p.check_name("input", name, ll, start)
-    default, at = None, _skip(text, stop)
+    default, at = None, skip(text, stop)
     if at < len(text) and text[at] != "=":
         p.error_at(ll, at, "expected '= DEFAULT' or the end of the line after the input name")
     elif at < len(text):
@@ -276,150 +322,163 @@ def _input(p: Parser, node: Node, end: int) -> None:
     p.inputs.append(ir.Input(name, default, ll.line, ll.col))
 
 
-def _step(p: Parser, node: Node, end: int) -> None:
-    ll, text = node.line, node.line.text
-    name, start, stop = _word(text, end, ":")
-    if name:
-        p.check_name("step", name, ll, start)
+def _flow_timeout(p: Parser, node: Node, end: int) -> None:
+    ll = node.line
+    if p.depth:
+        p.error_at(ll, 0, "the workflow 'timeout' belongs at the top of the flow, with the inputs "
+                   "(a step's timeout goes under the step)")
+    elif p.started:
+        p.error_at(ll, 0, "the workflow 'timeout' must come before the first step, with the inputs")
+    elif p.timeout is not None:
+        p.error_at(ll, 0, f"'timeout' is given twice (first at line {p.timeout[1]})")
     else:
-        p.error_at(ll, start, "expected a step name after 'step'")
-    colon, inline = _skip(text, stop), False
-    if text[colon:colon + 1] != ":":
-        p.error_at(ll, colon, f"expected ':' after 'step {name}'")
-    elif _skip(text, colon + 1) < len(text):
-        inline = True
-        p.error_at(ll, _skip(text, colon + 1), f"put each clause on its own line, indented under 'step {name}:'")
-    fields = p.clauses(node, name)
-    if inline:
-        pass  # the clause on the header line is the problem to report, not a missing block
-    elif not node.children:
-        p.error_at(ll, start, f"step '{name}' needs an indented block of clauses, starting with 'run [...]'")
-    elif "argv" not in fields and not any(_first_word(c.line.text)[0] == "run" for c in node.children):
-        p.error_at(ll, start, f"step '{name}' has no 'run' clause")
-    p.body.append(ir.Activity(
-        name=name, argv=fields.get("argv", ()), timeout_ms=fields.get("timeout_ms", DEFAULT_TIMEOUT_MS),
-        retry=fields.get("retry", ir.Retry()), stdin=fields.get("stdin"), line=ll.line, col=ll.col))
+        ms = steps.positive_duration(p, ll, end, "timeout")
+        if ms is not None:
+            p.timeout = (ms, ll.line)
 
 
-def _sleep(p: Parser, node: Node, end: int) -> None:
-    p.sleeps += 1
+def _sleep(p: Parser, node: Node, end: int) -> ir.Sleep | None:
+    sleep_id = p.next_id("sleep")
     ms = p.duration(node.line, end, "sleep")
-    if ms is not None:
-        p.body.append(ir.Sleep(f"sleep-{p.sleeps}", ms, node.line.line, node.line.col))
+    return None if ms is None else ir.Sleep(sleep_id, ms, node.line.line, node.line.col)
 
 
-def _fail(p: Parser, node: Node, end: int) -> None:
+def _fail(p: Parser, node: Node, end: int) -> ir.Fail | None:
     message = p.expression(node.line, end)
     if message is None:
         p.error_at(node.line, end, "'fail' needs a message, e.g. fail f\"order {order_id} was refused\"")
-        return
-    p.body.append(ir.Fail(message, node.line.line, node.line.col))
+        return None
+    return ir.Fail(message, node.line.line, node.line.col)
 
 
-def _return(p: Parser, node: Node, end: int) -> None:
+def _return(p: Parser, node: Node, end: int) -> ir.Return | None:
     value = p.expression(node.line, end)
     if value is None:
         p.error_at(node.line, end, "'return' needs a value (write 'return null' to return nothing)")
-        return
-    p.body.append(ir.Return(value, node.line.line, node.line.col))
+        return None
+    return ir.Return(value, node.line.line, node.line.col)
+
+
+def _set(p: Parser, node: Node, end: int) -> ir.Set | None:
+    ll, text = node.line, node.line.text
+    name, start, stop = word(text, end, "=")
+    if not name:
+        p.error_at(ll, start, "expected a variable name after 'set', e.g. set total = amount * 2")
+        return None
+    p.check_name("variable", name, ll, start)
+    at = skip(text, stop)
+    if text[at:at + 1] != "=":
+        p.error_at(ll, at, f"expected '=' after 'set {name}', e.g. set {name} = 1")
+        return None
+    value = p.expression(ll, at + 1)
+    if value is None:
+        p.error_at(ll, at, "expected a value after '='")
+        return None
+    return ir.Set(name, value, ll.line, ll.col)
+
+
+def _condition(p: Parser, node: Node, end: int, what: str) -> ir.Expr:
+    ll = node.line
+    colon = p.colon(ll, what)
+    expr = p.expression(ll, end, colon) if colon is not None else None
+    if expr is None and colon is not None:
+        p.error_at(ll, end, f"'{what}' needs a condition, e.g. {what} amount > 100:")
+    return expr or ir.Expr("false", ll.line, ll.col)  # a stand-in; the error is already reported
+
+
+def _if(p: Parser, nodes: list[Node]) -> ir.If:
+    """``if`` and the ``elif``/``else`` lines that directly follow it (``Parser.block`` groups them)."""
+    first = nodes[0].line
+    if_id = p.next_id("if")
+    branches, orelse = [], None
+    for node in nodes:
+        kw, end = first_word(node.line.text)
+        if kw == "else":
+            p.bare_opener(node.line, end, "else")
+            orelse = p.arm(node, "else")
+        else:
+            condition = _condition(p, node, end, kw)
+            branches.append(ir.IfBranch(condition, p.arm(node, kw), node.line.line, node.line.col))
+    return ir.If(if_id, tuple(branches), orelse, first.line, first.col)
+
+
+def _branches(p: Parser, node: Node, end: int, race: bool) -> ir.Parallel:
+    what = "race" if race else "parallel"
+    ll = node.line
+    parallel_id = p.next_id(what)
+    p.bare_opener(ll, end, what)
+    branches = []
+    for child in node.children:
+        kw, child_end = first_word(child.line.text)
+        if kw != "branch" or not child_end:
+            p.error_at(child.line, 0, f"'{what}:' holds only 'branch:' blocks: put this inside a 'branch:'")
+            continue
+        p.bare_opener(child.line, child_end, "branch")
+        branches.append(p.arm(child, "branch"))
+    return ir.Parallel(parallel_id, tuple(branches), race, ll.line, ll.col)
+
+
+def _for(p: Parser, node: Node, end: int) -> ir.For:
+    ll, text = node.line, node.line.text
+    loop_id = p.next_id("for")
+    colon = p.colon(ll, "for")
+    stop = len(text) if colon is None else colon
+    var, start, var_end = word(text, end, ":")
+    items, concurrency = None, 1
+    if not var or start >= stop:
+        p.error_at(ll, start, "expected a loop variable after 'for', e.g. for item in items:")
+    else:
+        p.check_name("loop variable", var, ll, start)
+        found = _IN.match(text, var_end)
+        if found is None or found.end() > stop:
+            p.error_at(ll, skip(text, var_end), f"expected 'in' after 'for {var}', e.g. for {var} in items:")
+        else:
+            items_stop, concurrency = _concurrency(p, ll, found.end(), stop)
+            items = p.expression(ll, found.end(), items_stop)
+            if items is None:
+                p.error_at(ll, found.end(), f"expected the list to loop over after 'in', e.g. for {var} in items:")
+    body = p.arm(node, "for")
+    return ir.For(loop_id, var, items or ir.Expr("[]", ll.line, ll.col), body, concurrency, ll.line, ll.col)
+
+
+def _concurrency(p: Parser, ll: LogicalLine, start: int, stop: int) -> tuple[int, int]:
+    """(where the items expression ends, N) for a trailing ``parallel N``; (stop, 1) without one."""
+    source = ll.text[start:stop]
+    if _compiles(source):
+        return stop, 1  # a whole expression: any 'parallel' in it is inside a string
+    found = _CONCURRENCY.fullmatch(source)
+    if found is None:
+        return stop, 1
+    items_stop, count = start + found.end(1), found.group(2)
+    if count is None:
+        p.error_at(ll, items_stop, "'parallel' needs how many items may run at once, e.g. parallel 4")
+    elif not re.fullmatch(r"\d{1,9}", count):
+        p.error_at(ll, start + found.start(2), f"bad concurrency '{count}': write how many items may run at once, "
+                   "from 1 to 1000, e.g. parallel 4")
+    else:
+        return items_stop, int(count)
+    return items_stop, 1
+
+
+def _compiles(source: str) -> bool:
+    try:
+        compile_expr(ir.Expr(source))
+    except ExpressionError:
+        return False
+    return True
 
 
 STATEMENTS: dict[str, Statement] = {
     "input": Statement(_input, block=False),
-    "step": Statement(_step, block=True),
+    "timeout": Statement(_flow_timeout, block=False),
+    "step": Statement(steps.parse_step, block=True),
+    "set": Statement(_set, block=False),
     "sleep": Statement(_sleep, block=False),
+    "if": Statement(lambda p, node, end: _if(p, [node]), block=True),
+    "parallel": Statement(lambda p, node, end: _branches(p, node, end, race=False), block=True),
+    "race": Statement(lambda p, node, end: _branches(p, node, end, race=True), block=True),
+    "for": Statement(_for, block=True),
     "fail": Statement(_fail, block=False),
     "return": Statement(_return, block=False),
 }
-
-
-# --- step clauses ------------------------------------------------------------------
-
-
-def _run(p: Parser, ll: LogicalLine, end: int) -> tuple[ir.Expr, ...] | None:
-    example = "e.g. run [\"python3\", \"job.py\", order_id]"
-    expr = p.expression(ll, end)
-    if expr is None:
-        p.error_at(ll, end, f"'run' needs a list: the program and its arguments, {example}")
-        return None
-    try:
-        items = list_elements(expr)
-    except ExpressionError:
-        return None  # already reported by p.expression
-    if items is None:
-        p.error(expr.line, expr.col, f"'run' needs a list [...]: the program and its arguments, {example}")
-    elif not items:
-        p.error(expr.line, expr.col, f"'run' needs at least the program to run, {example}")
-    return items or None
-
-
-def _timeout(p: Parser, ll: LogicalLine, end: int) -> int | None:
-    ms = p.duration(ll, end, "timeout")
-    if ms == 0:
-        p.error_at(ll, _skip(ll.text, end), "timeout must be more than 0")
-        return None
-    return ms
-
-
-def _stdin(p: Parser, ll: LogicalLine, end: int) -> ir.Expr | None:
-    value = p.expression(ll, end)
-    if value is None:
-        p.error_at(ll, end, "'stdin' needs a value, e.g. stdin {\"order\": order_id}")
-    return value
-
-
-_RETRY_OPTIONS = {"every": "every 1s", "backoff": "backoff 2x", "max": "max 30s"}
-
-
-def _retry(p: Parser, ll: LogicalLine, end: int) -> ir.Retry | None:
-    tokens = [(m.group(), end + m.start()) for m in re.finditer(r"\S+", ll.text[end:])]
-    if not tokens:
-        p.error_at(ll, end, "'retry' needs a count, e.g. retry 3")
-        return None
-    if not re.fullmatch(r"\d{1,6}", tokens[0][0]):
-        p.error_at(ll, tokens[0][1], f"bad retry count '{tokens[0][0]}': write how many times to retry "
-                   "after the first attempt, e.g. retry 3")
-        return None
-    options: dict[str, tuple[Any, int]] = {}
-    pairs = tokens[1:]
-    for (word, at), value in zip(pairs[::2], pairs[1::2] + [None]):
-        if word not in _RETRY_OPTIONS:
-            return p.error_at(ll, at, f"unknown retry option '{word}': expected every, backoff or max")
-        if word in options:
-            return p.error_at(ll, at, f"'{word}' is given twice")
-        if value is None:
-            return p.error_at(ll, at, f"'{word}' needs a value, e.g. {_RETRY_OPTIONS[word]}")
-        parsed = _retry_value(p, ll, word, *value)
-        if parsed is None:
-            return None
-        options[word] = (parsed, value[1])
-    return _retry_policy(p, ll, int(tokens[0][0]), options)
-
-
-def _retry_value(p: Parser, ll: LogicalLine, word: str, token: str, at: int) -> Any:
-    if word != "backoff":
-        return p.duration_token(ll, token, at)
-    match = _BACKOFF.fullmatch(token)
-    if match is None or float(match.group(1)) < 1:
-        p.error_at(ll, at, f"bad backoff '{token}': write a factor of at least 1, e.g. 2x or 1.5x")
-        return None
-    return float(match.group(1))
-
-
-def _retry_policy(p: Parser, ll: LogicalLine, retries: int, options: dict[str, tuple[Any, int]]) -> ir.Retry | None:
-    every = options.get("every", (1000, 0))[0]
-    cap, cap_at = options.get("max", (None, 0))
-    if cap is not None and cap == 0:
-        return p.error_at(ll, cap_at, "'max' must be more than 0")
-    if cap is not None and cap < every:
-        return p.error_at(ll, cap_at, "'max' is shorter than 'every': the first retry would already wait longer")
-    return ir.Retry(max_attempts=retries + 1, initial_ms=every,
-                    backoff=options.get("backoff", (ir.Retry().backoff, 0))[0], max_interval_ms=cap)
-
-
-CLAUSES: dict[str, Clause] = {
-    "run": Clause("argv", _run),
-    "timeout": Clause("timeout_ms", _timeout),
-    "retry": Clause("retry", _retry),
-    "stdin": Clause("stdin", _stdin),
-}
+MISPLACED = ("elif", "else", "branch")  # words that only make sense right after / inside another statement

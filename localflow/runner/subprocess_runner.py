@@ -161,12 +161,13 @@ class RunningAttempt:
     def _finished(self, code: int) -> AttemptOutcome:
         if code != 0:
             reported = _reported_error(self.spec.stdout_path)
-            tail = reported.get("message") or _tail(self.spec.stderr_path) or _tail(self.spec.stdout_path)
-            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            outcome = self._failed("exit", f"{how}" + (f": {tail}" if tail else ""), code)
-            if reported.get("error"):
+            if reported:  # the activity named its error: keep its own words
+                outcome = self._failed("exit", reported["message"] or reported["error"], code)
                 outcome.error["type"] = reported["error"]
-            return outcome
+                return outcome
+            tail = _tail(self.spec.stderr_path) or _tail(self.spec.stdout_path)
+            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            return self._failed("exit", f"{how}" + (f": {tail}" if tail else ""), code)
         size = self.spec.stdout_path.stat().st_size
         if size > MAX_RESULT_BYTES:
             return self._failed("output", f"stdout is {size} bytes, over the {MAX_RESULT_BYTES}-byte result limit")

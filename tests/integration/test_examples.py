@@ -5,11 +5,8 @@ about as long as its slowest example, not the sum.
 """
 
 import json
-import os
 import shutil
 import signal
-import time
-from pathlib import Path
 
 import pytest
 
@@ -84,7 +81,8 @@ def _seconds(iso):
 def test_race_cancels_the_losers_process(running):
     home, ids, _ = running
     assert finished(home, ids["RaceTimeout"])["result"] == "deadline"
-    [failed] = events(home, ids["RaceTimeout"], "ActivityFailed")
+    # the loser is stopped right after the race is decided, so its record may follow the ending
+    [failed] = wait_for(lambda: events(home, ids["RaceTimeout"], "ActivityFailed"), what="the loser's record")
     assert failed["step"] == "slow_lookup" and failed["error"]["kind"] == "cancelled"
     [started] = events(home, ids["RaceTimeout"], "ActivityStarted")
     wait_for(lambda: not alive(started["pid"]), timeout=10, what="the losing process to be killed")
@@ -151,7 +149,7 @@ def test_workflow_timeout_stops_running_work(running):
     home, ids, _ = running
     details = finished(home, ids["WorkflowTimeout"])
     assert details["status"] == "failed" and details["error"]["kind"] == "timeout"
-    [failed] = events(home, ids["WorkflowTimeout"], "ActivityFailed")
+    [failed] = wait_for(lambda: events(home, ids["WorkflowTimeout"], "ActivityFailed"), what="the stopped step")
     assert failed["error"]["kind"] == "cancelled"
 
 
@@ -188,9 +186,9 @@ def test_a_rejected_saga_fails_and_compensates(running):
 def test_cancelling_a_parent_cancels_its_child(running):
     home, _, _ = running
     write_flow(home, "Waiter", "flow Waiter\n  step w:\n    wait signal never\n  return 1\n")
-    write_flow(home, "Holder", "flow Holder\n  step child:\n    flow Waiter\n  return child.result\n")
-    workflow_id = lf(home, "start", "Holder").stdout.strip()
-    child_id = f"{workflow_id}.child"
+    write_flow(home, "Holder", "flow Holder\n  step sub:\n    flow Waiter\n  return sub.result\n")
+    workflow_id = lf(home, "start", "Holder", "--id", "holder-1").stdout.strip()
+    child_id = f"{workflow_id}.sub"
     wait_for(lambda: (home / "var/workflows" / child_id).exists() and
              lf_json(home, "inspect", child_id)["step"] == "w", what="child waiting")
     assert lf(home, "cancel", workflow_id).returncode == 0

@@ -44,12 +44,12 @@ CASES = [
      "4:7: inconsistent indentation: this line is indented 6 spaces but the blocks around it use 4 or 8", 7),
     ("body not indented", "flow X\nsleep 1s\n", "2:1: statements must be indented under 'flow X'", 1),
     ("two flows", "flow X\n  sleep 1s\nflow Y\n", "3:1: only one flow per file", 1),
-    ("unknown statement", "flow X\n  foo 1\n",
-     "2:3: unknown statement 'foo': expected one of input, step, sleep, fail, return", 3),
+    ("unknown statement", "flow X\n  zap 1\n",
+     "2:3: unknown statement 'zap': expected one of input, timeout, step, set, sleep, if, parallel, race, for, "
+     "fail, return", 3),
     ("misspelt statement", "flow X\n  slep 1s\n",
-     "2:3: unknown statement 'slep': expected one of input, step, sleep, fail, return; did you mean 'sleep'?", 3),
-    ("future statement", "flow X\n  if true:\n    sleep 1s\n",
-     "2:3: unknown statement 'if' (not supported yet): expected one of input, step, sleep, fail, return", 3),
+     "2:3: unknown statement 'slep': expected one of input, timeout, step, set, sleep, if, parallel, race, for, "
+     "fail, return; did you mean 'sleep'?", 3),
     ("block under sleep", "flow X\n  sleep 1s\n    sleep 2s\n",
      "3:5: unexpected indent: 'sleep' does not open a block", 5),
     ("input after step", "flow X\n" + STEP + "  input n = 1\n", "4:3: inputs must come before the first step", 3),
@@ -70,11 +70,13 @@ CASES = [
      "2:11: put each clause on its own line, indented under 'step a:'", 11),
     ("step without block", "flow X\n  step a:\n  sleep 1s\n",
      "2:8: step 'a' needs an indented block of clauses, starting with 'run [...]'", 8),
-    ("step without run", "flow X\n  step a:\n    timeout 1s\n", "2:8: step 'a' has no 'run' clause", 8),
+    ("step without run", "flow X\n  step a:\n    timeout 1s\n",
+     "2:8: step 'a' needs one of 'run [...]', 'wait signal NAME' or 'flow NAME'", 8),
     ("duplicate step", "flow X\n" + STEP + STEP, "4:8: step 'a' is defined twice (first at line 2)", 8),
     ("step named like an input", "flow X\n  input a\n" + STEP, "3:8: step 'a' has the same name as an input (line 2)", 8),
     ("unknown clause", "flow X\n  step a:\n    run [\"x\"]\n    retries 3\n",
-     "4:5: unknown clause 'retries' in step 'a': expected one of run, timeout, retry, stdin; did you mean 'retry'?", 5),
+     "4:5: unknown clause 'retries' in step 'a': expected one of run, timeout, retry, stdin, undo, catch; "
+     "did you mean 'retry'?", 5),
     ("clause twice", "flow X\n  step a:\n    run [\"x\"]\n    timeout 1s\n    timeout 2s\n",
      "5:5: 'timeout' is given twice in step 'a' (first at line 4)", 5),
     ("run not a list", "flow X\n  step a:\n    run \"x\"\n",
@@ -206,3 +208,71 @@ def test_mutated_valid_flow_only_ever_raises_flow_syntax_error(edits):
     for position, cut, piece in edits:
         text = text[:position] + piece + text[position + cut:]
     parses_or_raises_flow_syntax_error(text)
+
+
+EVERY_CONSTRUCT = """\
+flow Saga
+  input order_id = "demo-1"
+  input items = ["a", "b"]
+  timeout 10m
+  step reserve:
+    run ["reserve.sh", order_id]
+    undo ["release.sh", order_id]
+    retry 3 every 1s
+    catch exit 2, 3:
+      fail "out of stock"
+    catch error "CardDeclined":
+      set declined = true
+    catch:
+      fail f"reserve failed: {error.message}"
+  step approval:
+    wait signal approve timeout 30s
+    catch timeout:
+      return null
+  step ship:
+    flow ShipFlow
+    input {"order": order_id, "at": now()}
+  set total = len(items) * 2
+  if total > 100:
+    sleep 1s
+  elif total > 50:
+    sleep 2s
+  else:
+    sleep 3s
+  parallel:
+    branch:
+      step email:
+        run ["echo", "mail"]
+    branch:
+      sleep 1s
+  race:
+    branch:
+      sleep 1s
+    branch:
+      step fast:
+        run ["true"]
+  for item in items parallel 4:
+    step pack:
+      run ["echo", item]
+  return {"order": order_id, "total": total}
+"""
+FULL_PIECES = PIECES + ["if ", "elif ", "else:", "parallel:", "race:", "branch:", "for ", " in ", " parallel 0",
+                        "set ", "catch", "catch exit ", "catch error ", " timeout ", "wait signal ", "undo ", "flow X",
+                        "error", "now()", ",", "\n      ", "\n        "]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(EVERY_CONSTRUCT)), st.integers(0, 12),
+                          st.sampled_from(FULL_PIECES + [""])), min_size=1, max_size=6))
+def test_mutated_flow_using_every_construct_only_ever_raises_flow_syntax_error(edits):
+    text = EVERY_CONSTRUCT
+    for position, cut, piece in edits:
+        text = text[:position] + piece + text[position + cut:]
+    parses_or_raises_flow_syntax_error(text)
+
+
+def test_the_every_construct_flow_itself_is_valid():
+    flow = parse_flow(EVERY_CONSTRUCT, FILE)
+
+    kinds = {type(s).__name__ for s in ir.walk(flow.body)}
+    assert kinds == {"Activity", "WaitSignal", "ChildFlow", "Sleep", "Fail", "Return", "Set", "If", "Parallel", "For"}

@@ -108,6 +108,7 @@ def test_results_are_json_values_not_tuples():
     ("len()", "len() takes 1 argument (0 given)"),
     ("range()", "range() takes 1 to 3 arguments (0 given)"),
     ("join('a')", "join() takes 2 arguments (1 given)"),
+    ("now(1)", "now() takes 0 arguments (1 given)"),
     ("-" * 200 + "1", "nested too deeply"),
 ])
 def test_forbidden_construct_is_refused_when_compiled(source, message):
@@ -209,6 +210,32 @@ def test_list_elements_splits_a_list_literal_into_positioned_expressions():
 
     assert list_elements(expr) == (ir.Expr('"a"', 2, 8), ir.Expr("n + 1", 2, 14), ir.Expr("(\n  x)", 3, 4))
     assert list_elements(ir.Expr("xs", 1, 1)) is None
+
+
+def test_now_returns_the_workflow_time_the_engine_supplies():
+    env = {"__now__": "2026-11-25T20:00:00.000Z", "prefix": "at "}
+
+    assert ev("now()", env) == "2026-11-25T20:00:00.000Z"
+    assert ev("prefix + now()[:10]", env) == "at 2026-11-25"
+
+
+def test_now_without_workflow_time_is_an_expression_error_at_the_call():
+    with pytest.raises(ExpressionError) as info:
+        evaluate(ir.Expr("'at ' + now()", 4, 9), {})
+
+    assert (info.value.message, info.value.line, info.value.col) == ("now() is not available here", 4, 17)
+
+
+def test_the_engine_time_is_not_a_name_and_is_never_suggested():
+    env = {"__now__": "2026-11-25T20:00:00.000Z"}
+
+    with pytest.raises(ExpressionError) as bare:
+        evaluate(ir.Expr("now", 1, 1), env)
+    with pytest.raises(ExpressionError) as dunder:
+        compile_expr(ir.Expr("__now__", 1, 1))
+
+    assert bare.value.message == "unknown name 'now'"
+    assert "names starting with '_' are not allowed" in dunder.value.message
 
 
 def test_to_text_writes_non_strings_as_json():

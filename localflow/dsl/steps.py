@@ -1,0 +1,364 @@
+"""``step NAME:`` and its clauses: which kind of step it is, its options, and its catches.
+
+A step is one of three kinds, chosen by the one clause that says what it does:
+``run LIST`` (``ir.Activity``), ``wait signal NAME [timeout D]`` (``ir.WaitSignal``)
+or ``flow NAME`` (``ir.ChildFlow``). Every clause in ``CLAUSES`` lists the kinds it
+applies to; ``catch`` clauses come after the others and each holds a block.
+
+Syntax only, like ``parser``: reports Diagnostics through the Parser, never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+from localflow import ir
+from localflow.core.expr import evaluate, list_elements
+from localflow.dsl.lexer import LogicalLine, first_word, skip, word
+from localflow.errors import ExpressionError
+
+if TYPE_CHECKING:
+    from localflow.dsl.parser import Node, Parser
+
+DEFAULT_TIMEOUT_MS = 600_000
+KINDS = {"run": "a run step", "wait": "a wait step", "flow": "a flow step"}  # kind clause -> how to name it
+CATCHES = {"run": ("exit", "timeout", "error", "any"), "wait": ("timeout", "any"), "flow": ("error", "any")}
+_BACKOFF = re.compile(r"(\d{1,6}(?:\.\d{1,6})?)x?")
+_STRING = r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\''
+_VALUE = re.compile(rf"({_STRING}|[^,\s]+)\s*")
+_RETRY_OPTIONS = {"every": "every 1s", "backoff": "backoff 2x", "max": "max 30s"}
+
+
+class Clause(NamedTuple):
+    field: str  # the key it fills in the step's fields
+    parse: Callable[[Parser, LogicalLine, int], Any]
+    kinds: tuple[str, ...]  # the step kinds it applies to
+
+
+def parse_step(p: Parser, node: Node, end: int) -> ir.Activity | ir.WaitSignal | ir.ChildFlow:
+    ll, text = node.line, node.line.text
+    name, start, stop = word(text, end, ":")
+    if name:
+        p.check_name("step", name, ll, start)
+    else:
+        p.error_at(ll, start, "expected a step name after 'step'")
+    colon, inline = skip(text, stop), False
+    if text[colon:colon + 1] != ":":
+        p.error_at(ll, colon, f"expected ':' after 'step {name}'")
+    elif skip(text, colon + 1) < len(text):
+        inline = True
+        p.error_at(ll, skip(text, colon + 1), f"put each clause on its own line, indented under 'step {name}:'")
+    kind = _kind(p, node)
+    fields, catches = _clauses(p, node, name, kind or "run")
+    if inline:
+        pass  # the clause on the header line is the problem to report, not a missing block
+    elif not node.children:
+        p.error_at(ll, start, f"step '{name}' needs an indented block of clauses, starting with 'run [...]'")
+    elif kind is None:
+        p.error_at(ll, start, f"step '{name}' needs one of 'run [...]', 'wait signal NAME' or 'flow NAME'")
+    where = {"catches": catches, "line": ll.line, "col": ll.col}
+    if kind == "wait":
+        signal, timeout_ms = fields.get("wait", ("", None))
+        return ir.WaitSignal(name, signal, timeout_ms, **where)
+    if kind == "flow":
+        return ir.ChildFlow(name, fields.get("flow", ""), fields.get("input"), **where)
+    return ir.Activity(
+        name=name, argv=fields.get("argv", ()), timeout_ms=fields.get("timeout_ms", DEFAULT_TIMEOUT_MS),
+        retry=fields.get("retry", ir.Retry()), stdin=fields.get("stdin"), undo=fields.get("undo"), **where)
+
+
+def _kind(p: Parser, node: Node) -> str | None:
+    """The step's kind from its first kind clause; a second, different one is reported."""
+    first: LogicalLine | None = None
+    for child in node.children:
+        kw, end = first_word(child.line.text)
+        if not end or kw not in KINDS:
+            continue
+        if first is None:
+            first = child.line
+        elif kw != first_word(first.text)[0]:
+            p.error_at(child.line, 0, f"'{kw}' cannot be combined with '{first_word(first.text)[0]}' "
+                       f"(line {first.line}): a step has exactly one of run, wait signal or flow")
+    return None if first is None else first_word(first.text)[0]
+
+
+def _clauses(p: Parser, node: Node, step: str, kind: str) -> tuple[dict[str, Any], tuple[ir.Catch, ...]]:
+    fields: dict[str, Any] = {}
+    seen: dict[str, int] = {}
+    catches: list[tuple[ir.Catch, LogicalLine]] = []
+    caught: dict[tuple[str, Any], int] = {}
+    for child in node.children:
+        ll = child.line
+        kw, end = first_word(ll.text)
+        if end and kw == "catch":
+            found = _catch(p, child, kind, caught)
+            if found is not None:
+                catches.append((found, ll))
+            continue
+        clause = CLAUSES.get(kw) if end else None
+        if clause is None:
+            p.unknown(ll, "clause", [w for w, c in CLAUSES.items() if kind in c.kinds] + ["catch"], f" in step '{step}'")
+            continue
+        if child.children:
+            p.error_at(child.children[0].line, 0, f"unexpected indent: '{kw}' does not open a block")
+        if kind not in clause.kinds:
+            if kw in KINDS:
+                continue  # reported by _kind: a second thing for the step to do
+            hint = ": write it on the wait line, e.g. wait signal approve timeout 30s" if kw == "timeout" else ""
+            p.error_at(ll, 0, f"'{kw}' does not apply to {KINDS[kind]}{hint}")
+        elif kw in seen:
+            p.error_at(ll, 0, f"'{kw}' is given twice in step '{step}' (first at line {seen[kw]})")
+        elif catches:
+            p.error_at(ll, 0, f"'{kw}' must come before the catch clauses of step '{step}' "
+                       f"(first catch at line {catches[0][1].line})")
+        else:
+            seen[kw] = ll.line
+            value = clause.parse(p, ll, end)
+            if value is not None:
+                fields[clause.field] = value
+    _check_catches(p, step, kind, fields, catches)
+    return fields, tuple(c for c, _ in catches)
+
+
+def _check_catches(p: Parser, step: str, kind: str, fields: dict[str, Any],
+                   catches: list[tuple[ir.Catch, LogicalLine]]) -> None:
+    for index, (catch, ll) in enumerate(catches):
+        label = "catch:" if catch.match == "any" else f"catch {catch.match}"
+        if catch.match not in CATCHES[kind]:
+            p.error_at(ll, 0, f"'{label}' does not apply to {KINDS[kind]}")
+        elif catch.match == "timeout" and kind == "wait" and fields.get("wait", ("", 0))[1] is None:
+            p.error_at(ll, 0, "'catch timeout' never runs: the wait has no timeout "
+                       "(write e.g. wait signal approve timeout 30s)")
+        if catch.match == "any" and index < len(catches) - 1:
+            p.error_at(ll, 0, f"a bare 'catch:' must be the last catch of step '{step}': "
+                       "it catches everything, so no catch after it could run")
+
+
+# --- catch -----------------------------------------------------------------------
+
+
+def _catch(p: Parser, node: Node, kind: str, caught: dict[tuple[str, Any], int]) -> ir.Catch | None:
+    """``catch [exit N, ... | timeout | error "T", ...]:`` and its block."""
+    ll, text = node.line, node.line.text
+    colon = p.colon(ll, "catch")
+    stop = len(text) if colon is None else colon
+    match, start, match_end = word(text, len("catch"), ":")
+    values: list[tuple[Any, int]] = []
+    if not match or start >= stop:
+        match, start = "any", 0
+    elif match == "timeout":
+        if skip(text, match_end) < stop:
+            p.error_at(ll, skip(text, match_end), "'catch timeout' takes no values: write 'catch timeout:'")
+    elif match in ("exit", "error"):
+        values = _catch_values(p, ll, match, match_end, stop)
+    else:
+        p.error_at(ll, start, f"unknown catch '{match}': expected 'catch exit CODE, ...:', 'catch timeout:', "
+                   "'catch error \"Type\", ...:' or a bare 'catch:'")
+        p.nested(node.children)
+        return None
+    for value, at in values if match in ("exit", "error") else [(None, start)]:
+        if (match, value) in caught:
+            p.error_at(ll, at, f"duplicate catch: {_caught(match, value)} is already caught at line "
+                       f"{caught[match, value]}")
+        caught.setdefault((match, value), ll.line)
+    body = p.arm(node, "catch")
+    return ir.Catch(match, tuple(v for v, _ in values), body, ll.line, ll.col)
+
+
+def _caught(match: str, value: Any) -> str:
+    if match == "any":
+        return "everything"
+    if match == "error":
+        return f'error "{value}"'
+    return match if value is None else f"{match} {value}"
+
+
+def _catch_values(p: Parser, ll: LogicalLine, what: str, start: int, stop: int) -> list[tuple[Any, int]]:
+    """The comma-separated exit codes or error types of a catch, each with where it is."""
+    text = ll.text[:stop]
+    things = "exit codes" if what == "exit" else "error types"
+    example = "catch exit 2, 3:" if what == "exit" else 'catch error "CardDeclined", "Fraud":'
+    at = skip(text, start)
+    if at >= len(text):
+        p.error_at(ll, at, f"'catch {what}' needs one or more {things}, e.g. {example}")
+        return []
+    values = []
+    while True:
+        found = _VALUE.match(text, at)
+        if found is None:
+            p.error_at(ll, at, f"expected one of the {things} here, e.g. {example}")
+            return values
+        value = (_exit_code if what == "exit" else _error_type)(p, ll, found.group(1), at)
+        if value is not None:
+            values.append((value, at))
+        at = found.end()
+        if at >= len(text):
+            return values
+        if text[at] != ",":
+            p.error_at(ll, at, f"separate the {things} with commas, e.g. {example}")
+            return values
+        at = skip(text, at + 1)
+        if at >= len(text):
+            p.error_at(ll, at, f"expected one of the {things} after ',', e.g. {example}")
+            return values
+
+
+def _exit_code(p: Parser, ll: LogicalLine, token: str, at: int) -> int | None:
+    if re.fullmatch(r"\d{1,3}", token) and 1 <= int(token) <= 255:
+        return int(token)
+    p.error_at(ll, at, f"bad exit code '{token}': write a whole number from 1 to 255")
+    return None
+
+
+def _error_type(p: Parser, ll: LogicalLine, token: str, at: int) -> str | None:
+    if re.fullmatch(_STRING, token):
+        try:
+            value = evaluate(ir.Expr(token, *ll.position(at)), {})
+        except ExpressionError as exc:
+            p.error(exc.line, exc.col, exc.message)
+            return None
+        if isinstance(value, str) and value:
+            return value
+    p.error_at(ll, at, f"bad error type {token[:40]}: write a non-empty string in quotes, "
+               "e.g. catch error \"CardDeclined\":")
+    return None
+
+
+# --- clauses ---------------------------------------------------------------------
+
+
+def _argv(p: Parser, ll: LogicalLine, end: int, what: str, example: str) -> tuple[ir.Expr, ...] | None:
+    expr = p.expression(ll, end)
+    if expr is None:
+        p.error_at(ll, end, f"'{what}' needs a list: the program and its arguments, e.g. {example}")
+        return None
+    try:
+        items = list_elements(expr)
+    except ExpressionError:
+        return None  # already reported by p.expression
+    if items is None:
+        p.error(expr.line, expr.col, f"'{what}' needs a list [...]: the program and its arguments, e.g. {example}")
+    elif not items:
+        p.error(expr.line, expr.col, f"'{what}' needs at least the program to run, e.g. {example}")
+    return items or None
+
+
+def _run(p: Parser, ll: LogicalLine, end: int) -> tuple[ir.Expr, ...] | None:
+    return _argv(p, ll, end, "run", "run [\"python3\", \"job.py\", order_id]")
+
+
+def _undo(p: Parser, ll: LogicalLine, end: int) -> tuple[ir.Expr, ...] | None:
+    return _argv(p, ll, end, "undo", "undo [\"flows/activities/release.sh\", order_id]")
+
+
+def positive_duration(p: Parser, ll: LogicalLine, end: int, what: str) -> int | None:
+    ms = p.duration(ll, end, what)
+    if ms == 0:
+        p.error_at(ll, skip(ll.text, end), f"{what} must be more than 0")
+        return None
+    return ms
+
+
+def _stdin(p: Parser, ll: LogicalLine, end: int) -> ir.Expr | None:
+    value = p.expression(ll, end)
+    if value is None:
+        p.error_at(ll, end, "'stdin' needs a value, e.g. stdin {\"order\": order_id}")
+    return value
+
+
+def _child_input(p: Parser, ll: LogicalLine, end: int) -> ir.Expr | None:
+    value = p.expression(ll, end)
+    if value is None:
+        p.error_at(ll, end, "'input' needs a value: the child flow's input object, e.g. input {\"order\": order_id}")
+    return value
+
+
+def _wait(p: Parser, ll: LogicalLine, end: int) -> tuple[str, int | None] | None:
+    text = ll.text
+    kw, start, stop = word(text, end, "")
+    if kw != "signal":
+        p.error_at(ll, start, "expected 'signal' after 'wait', e.g. wait signal approve timeout 30s")
+        return None
+    name, start, stop = word(text, stop, "")
+    if not name:
+        p.error_at(ll, start, "expected a signal name after 'wait signal', e.g. wait signal approve")
+        return None
+    p.check_name("signal", name, ll, start)
+    kw, start, stop = word(text, stop, "")
+    if not kw:
+        return name, None
+    if kw != "timeout":
+        p.error_at(ll, start, "expected 'timeout DURATION' or the end of the line after the signal name")
+        return None
+    ms = positive_duration(p, ll, stop, "timeout")
+    return None if ms is None else (name, ms)
+
+
+def _child_flow(p: Parser, ll: LogicalLine, end: int) -> str | None:
+    name, start, stop = word(ll.text, end, "")
+    if not name:
+        p.error_at(ll, start, "expected the child flow's name after 'flow', e.g. flow ShipFlow")
+        return None
+    p.check_name("flow", name, ll, start)
+    if skip(ll.text, stop) < len(ll.text):
+        p.error_at(ll, skip(ll.text, stop), "unexpected text after the flow name")
+    return name
+
+
+def _retry(p: Parser, ll: LogicalLine, end: int) -> ir.Retry | None:
+    tokens = [(m.group(), end + m.start()) for m in re.finditer(r"\S+", ll.text[end:])]
+    if not tokens:
+        p.error_at(ll, end, "'retry' needs a count, e.g. retry 3")
+        return None
+    if not re.fullmatch(r"\d{1,6}", tokens[0][0]):
+        p.error_at(ll, tokens[0][1], f"bad retry count '{tokens[0][0]}': write how many times to retry "
+                   "after the first attempt, e.g. retry 3")
+        return None
+    options: dict[str, tuple[Any, int]] = {}
+    pairs = tokens[1:]
+    for (kw, at), value in zip(pairs[::2], pairs[1::2] + [None]):
+        if kw not in _RETRY_OPTIONS:
+            return p.error_at(ll, at, f"unknown retry option '{kw}': expected every, backoff or max")
+        if kw in options:
+            return p.error_at(ll, at, f"'{kw}' is given twice")
+        if value is None:
+            return p.error_at(ll, at, f"'{kw}' needs a value, e.g. {_RETRY_OPTIONS[kw]}")
+        parsed = _retry_value(p, ll, kw, *value)
+        if parsed is None:
+            return None
+        options[kw] = (parsed, value[1])
+    return _retry_policy(p, ll, int(tokens[0][0]), options)
+
+
+def _retry_value(p: Parser, ll: LogicalLine, kw: str, token: str, at: int) -> Any:
+    if kw != "backoff":
+        return p.duration_token(ll, token, at)
+    match = _BACKOFF.fullmatch(token)
+    if match is None or float(match.group(1)) < 1:
+        p.error_at(ll, at, f"bad backoff '{token}': write a factor of at least 1, e.g. 2x or 1.5x")
+        return None
+    return float(match.group(1))
+
+
+def _retry_policy(p: Parser, ll: LogicalLine, retries: int, options: dict[str, tuple[Any, int]]) -> ir.Retry | None:
+    every = options.get("every", (1000, 0))[0]
+    cap, cap_at = options.get("max", (None, 0))
+    if cap is not None and cap == 0:
+        return p.error_at(ll, cap_at, "'max' must be more than 0")
+    if cap is not None and cap < every:
+        return p.error_at(ll, cap_at, "'max' is shorter than 'every': the first retry would already wait longer")
+    return ir.Retry(max_attempts=retries + 1, initial_ms=every,
+                    backoff=options.get("backoff", (ir.Retry().backoff, 0))[0], max_interval_ms=cap)
+
+
+CLAUSES: dict[str, Clause] = {
+    "run": Clause("argv", _run, ("run",)),
+    "wait": Clause("wait", _wait, ("wait",)),
+    "flow": Clause("flow", _child_flow, ("flow",)),
+    "timeout": Clause("timeout_ms", lambda p, ll, end: positive_duration(p, ll, end, "timeout"), ("run",)),
+    "retry": Clause("retry", _retry, ("run",)),
+    "stdin": Clause("stdin", _stdin, ("run",)),
+    "undo": Clause("undo", _undo, ("run",)),
+    "input": Clause("input", _child_input, ("flow",)),
+}
