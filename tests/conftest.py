@@ -33,9 +33,10 @@ def home(tmp_path) -> Path:
 
 def lf(home: Path, *args: str, timeout: float = 60, input_: str | None = None) -> subprocess.CompletedProcess:
     """Run the real CLI (`python -m localflow`) against ``home``."""
+    env = {**os.environ, "COLUMNS": "200"}  # tables as wide as a big terminal, whatever pytest's is
     return subprocess.run(
         [sys.executable, "-m", "localflow", "--home", str(home), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=home, input=input_,
+        capture_output=True, text=True, timeout=timeout, cwd=home, input=input_, env=env,
     )
 
 

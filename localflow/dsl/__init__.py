@@ -1,8 +1,9 @@
 """The flow DSL: ``.flow`` text -> ``ir.Flow``, or one FlowSyntaxError holding every problem.
 
-``lexer`` makes logical lines, ``parser`` builds the IR (syntax), ``checks`` looks at
-what the IR means (names in scope, duplicates, reachability). This module runs the
-three, orders the diagnostics, and reads flow files. See docs/dsl.md.
+``lexer`` makes logical lines, ``parser`` builds the IR (syntax; steps and their
+clauses are ``steps``), ``checks`` looks at what the IR means (names in scope,
+duplicates, branch counts, loop limits, reachability). This module runs them, orders
+the diagnostics, and reads flow files. See docs/dsl.md.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from localflow import ir
 from localflow.dsl import parse_flow
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "dsl.md"
@@ -22,3 +23,17 @@ def test_flow_example_in_docs_parses(block):
     flow = parse_flow(block, "docs/dsl.md")
 
     assert flow.name
+
+
+def test_the_flow_examples_together_show_every_construct():
+    flows = [parse_flow(block, "docs/dsl.md") for block in BLOCKS]
+    statements = [s for flow in flows for s in ir.walk(flow.body)]
+
+    kinds = {type(s).__name__ for s in statements}
+    catches = {c.match for s in statements if isinstance(s, ir.STEP_KINDS) for c in s.catches}
+    assert kinds == {"Activity", "WaitSignal", "ChildFlow", "Sleep", "Fail", "Return", "Set", "If", "Parallel", "For"}
+    assert catches == {"exit", "timeout", "error", "any"}
+    assert any(isinstance(s, ir.Parallel) and s.race for s in statements)
+    assert any(isinstance(s, ir.For) and s.concurrency > 1 for s in statements)
+    assert any(isinstance(s, ir.Activity) and s.undo for s in statements)
+    assert any(flow.timeout_ms for flow in flows)
