@@ -214,3 +214,18 @@ def test_signal_and_cancel_of_unknown_or_finished_workflows_are_clear_errors(run
     assert done.returncode != 0 and "already completed" in done.stderr and "Traceback" not in done.stderr
     done = lf(home, "signal", ids["Branching"], "x", "--data", "{bad")
     assert done.returncode == 2 and "--data is not valid JSON" in done.stderr
+
+
+def test_cancel_stops_a_running_activity_and_compensates(running):
+    home, _, _ = running
+    write_flow(home, "Busy", 'flow Busy\n  step held:\n    run ["echo", "held"]\n    undo ["echo", "freed"]\n'
+                             '  step long:\n    run ["sleep", "60"]\n  return 1\n')
+    workflow_id = lf(home, "start", "Busy", "--id", "busy-1").stdout.strip()
+    started = wait_for(lambda: [e for e in events(home, workflow_id, "ActivityStarted") if e["step"] == "long"],
+                       what="the long step running")
+    assert lf(home, "cancel", workflow_id).returncode == 0
+    details = finished(home, workflow_id)
+    assert details["status"] == "cancelled" and details["compensated"] == ["held"]
+    [stopped] = [e for e in events(home, workflow_id, "ActivityFailed") if e["step"] == "long"]
+    assert stopped["error"]["kind"] == "cancelled"
+    assert not alive(started[0]["pid"])
