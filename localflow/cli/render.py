@@ -90,7 +90,7 @@ def details(state: WorkflowState) -> dict[str, Any]:
         "error": state.error,
         "ended": _iso(state.ended_at),
         "steps": steps,
-        "pending_timers": [_timer(t) for t in state.pending_timers()],
+        "pending_timers": [_timer(t) for t in state.pending_timers() if state.timer_wanted(t)],
         "pending_activities": [
             {"step": step, "attempt": a.number, "pid": a.pid, "scheduled": _iso(a.scheduled_at)}
             for step, a in state.pending_attempts()
@@ -152,7 +152,7 @@ def inspect_view(state: WorkflowState) -> Group:
     head.add_row("ended" if state.ended_at else "last change", _local(state.ended_at or state.updated_at))
     parts: list[Any] = [head]
     parts.append(_steps_table(state))
-    pending = state.pending_timers()
+    pending = [t for t in state.pending_timers() if state.timer_wanted(t)]
     if pending:
         timers = Table(title="pending timers", title_justify="left")
         for column in ("TIMER", "FOR", "PURPOSE", "FIRES AT"):

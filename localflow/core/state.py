@@ -219,6 +219,21 @@ class WorkflowState:
     def pending_timers(self) -> list[TimerState]:
         return [t for t in self.timers.values() if t.fired_at is None]
 
+    def timer_wanted(self, timer: TimerState) -> bool:
+        """Does firing this timer still matter? Not for a race's losing sleep, an answered wait, ..."""
+        if self.terminal or timer.fired_at is not None:
+            return False
+        if timer.purpose == "workflow-timeout":
+            return self.compensation is None
+        frame = self.frames.get(timer.frame)
+        if frame is None or self.compensation is not None:
+            return False
+        if timer.purpose == "signal-timeout":
+            return timer.step not in self.steps
+        if timer.purpose == "sleep":
+            return not frame.entered and frame.current is not None and label_of(frame.current) + frame.suffix == timer.step
+        return True
+
     def pending_children(self) -> list[StepState]:
         return [s for s in self.steps.values() if s.kind == "child" and s.pending]
 

@@ -136,8 +136,8 @@ class Executor:
                 step=step, attempt=attempt.number, duration_ms=max(0, now - (attempt.started_at or attempt.scheduled_at)),
                 error={"kind": kind, "message": message, "exit_code": None},
             ))
-        if not state.terminal:
-            found.extend(ev.TimerFired(timer=t.timer) for t in state.pending_timers() if t.fire_at <= now)
+        found.extend(ev.TimerFired(timer=t.timer) for t in state.pending_timers()
+                     if t.fire_at <= now and state.timer_wanted(t))
         for child in state.pending_children():
             outcome = self._child_outcome(child)
             if outcome is not None:
@@ -164,7 +164,7 @@ class Executor:
     def _carry_out(self, workflow_id: str, state: WorkflowState) -> None:
         for timer in state.timers.values():
             marker = TimerMarker(timer.fire_at, workflow_id, timer.timer)
-            if timer.fired_at is None and not state.terminal:
+            if state.timer_wanted(timer):
                 timer_store.write_marker(self.paths, marker)
                 self.schedule_wakeup(workflow_id, timer.fire_at)
             else:
