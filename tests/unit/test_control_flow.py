@@ -140,7 +140,8 @@ def test_race_first_branch_wins_and_the_loser_is_cancelled():
     state = world.run()
     assert state.status == "completed"
     assert world.scheduled() == ["fast", "second", "after"]
-    assert state.pending_timers()[0].step == "sleep-1"  # the losing sleep never mattered
+    [losing_sleep] = state.pending_timers()
+    assert losing_sleep.step == "sleep-1" and not state.timer_wanted(losing_sleep)  # nobody fires it
 
 
 def test_race_loser_with_a_running_activity_is_cancelled():
@@ -257,6 +258,27 @@ def test_a_signal_sent_before_the_wait_is_buffered_and_consumed():
     assert state.result == {"by": "ann"}
     types = world.types()
     assert types.index("SignalReceived") < types.index("SignalConsumed")
+
+
+def test_an_answered_wait_no_longer_wants_its_timeout():
+    wait = ir.WaitSignal("approval", "approve", 30_000)
+    world = World(flow(ir.Sleep("sleep-1", 10), wait, ir.Sleep("sleep-2", 50_000), ir.Return(E("1"))),
+                  signals=[(4, "approve", True)])
+    world.world_step = _stop_after_signal(world)
+    world.run()
+    timeout = world.state.timer_for("approval", "signal-timeout")
+    assert world.state.steps["approval"].status == "completed"
+    assert timeout.fired_at is None and not world.state.timer_wanted(timeout)
+
+
+def _stop_after_signal(world):
+    original = World.world_step
+
+    def step(pending):
+        if any(isinstance(e, ev.SignalConsumed) for e in world.events):
+            return False
+        return original(world, pending)
+    return step
 
 
 def test_a_signal_wait_that_times_out_runs_its_catch():
