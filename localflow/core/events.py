@@ -18,7 +18,7 @@ writes as lines (with ``ts`` as ISO-8601); docs/events.md documents them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from typing import Any, ClassVar, Union
 
 from localflow.core.timefmt import from_iso, to_iso
@@ -296,110 +296,42 @@ def from_record(record: dict[str, Any]) -> Event:
 
 
 # --- commands: what decide asks the shell to do ------------------------------
+#
+# Each command is the imperative twin of one decision event: the same fields,
+# without ``seq`` and ``ts`` (stamped when it is recorded) and ``fire_at``
+# (computed from ``ts``). They are generated from the events so the two can
+# never drift apart.
+
+_STAMPED = ("seq", "ts", "fire_at")
 
 
-@dataclass(frozen=True)
-class ScheduleActivity:
-    step: str
-    attempt: int
-    argv: list
-    stdin: JSON
-    timeout_ms: int
-    frame: str = "root"
-    undo: JSON = None
+def _command_for(name: str, event: type[Event]) -> type:
+    spec = []
+    for f in fields(event):
+        if f.name in _STAMPED:
+            continue
+        spec.append((f.name, f.type) if f.default is MISSING else (f.name, f.type, field(default=f.default)))
+    command = make_dataclass(name, spec, frozen=True)
+    command.__module__ = __name__
+    command.__doc__ = f"Recorded as {event.__name__}."
+    return command
 
 
-@dataclass(frozen=True)
-class StartTimer:
-    timer: int
-    step: str
-    purpose: str
-    duration_ms: int
-    frame: str = "root"
+ScheduleActivity = _command_for("ScheduleActivity", ActivityScheduled)
+StartTimer = _command_for("StartTimer", TimerStarted)
+CompleteWorkflow = _command_for("CompleteWorkflow", WorkflowCompleted)
+FailWorkflow = _command_for("FailWorkflow", WorkflowFailed)
+CancelWorkflow = _command_for("CancelWorkflow", WorkflowCancelled)
+ChooseBranch = _command_for("ChooseBranch", BranchChosen)
+SetVariable = _command_for("SetVariable", VariableSet)
+StartParallel = _command_for("StartParallel", ParallelStarted)
+StartLoop = _command_for("StartLoop", LoopStarted)
+EnterCatch = _command_for("EnterCatch", CatchEntered)
+ConsumeSignal = _command_for("ConsumeSignal", SignalConsumed)
+StartChild = _command_for("StartChild", ChildStarted)
+StartCompensation = _command_for("StartCompensation", CompensationStarted)
 
-
-@dataclass(frozen=True)
-class CompleteWorkflow:
-    result: JSON
-
-
-@dataclass(frozen=True)
-class FailWorkflow:
-    error: JSON
-
-
-@dataclass(frozen=True)
-class CancelWorkflow:
-    reason: JSON
-
-
-@dataclass(frozen=True)
-class ChooseBranch:
-    frame: str
-    at: int
-    branch: str
-
-
-@dataclass(frozen=True)
-class SetVariable:
-    frame: str
-    at: int
-    name: str
-    value: JSON
-
-
-@dataclass(frozen=True)
-class StartParallel:
-    frame: str
-    at: int
-    branches: int
-    race: bool
-
-
-@dataclass(frozen=True)
-class StartLoop:
-    frame: str
-    at: int
-    items: list
-
-
-@dataclass(frozen=True)
-class EnterCatch:
-    frame: str
-    at: int
-    step: str
-    catch: int
-    error: JSON
-
-
-@dataclass(frozen=True)
-class ConsumeSignal:
-    frame: str
-    at: int
-    step: str
-    signal: str
-    signal_seq: int
-
-
-@dataclass(frozen=True)
-class StartChild:
-    frame: str
-    at: int
-    step: str
-    flow: str
-    input: JSON
-    child_id: str
-
-
-@dataclass(frozen=True)
-class StartCompensation:
-    reason: JSON
-    cancel: bool
-    steps: list
-
-
-Command = Union[ScheduleActivity, StartTimer, CompleteWorkflow, FailWorkflow, CancelWorkflow, ChooseBranch,
-                SetVariable, StartParallel, StartLoop, EnterCatch, ConsumeSignal, StartChild, StartCompensation]
+Command = Any  # one of the classes above
 
 _RECORDED_AS: dict[type, type[Event]] = {
     ScheduleActivity: ActivityScheduled,
