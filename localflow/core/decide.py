@@ -45,21 +45,16 @@ from localflow.core.timefmt import format_duration, to_iso
 from localflow.errors import ExpressionError
 
 UNDO_MAX_ATTEMPTS = 3
-_FINAL = (ev.CompleteWorkflow, ev.FailWorkflow, ev.CancelWorkflow, ev.StartCompensation)
 
 
 class _Batch:
-    """Commands of one decide call; hands out timer ids so parallel timers never collide."""
+    """What one decide call works from: the state, and the id the next timer gets."""
 
     def __init__(self, state: WorkflowState) -> None:
         self.state = state
-        self.commands: list = []
-        self._next_timer = len(state.timers) + 1
 
     def timer(self, step: str, purpose: str, duration_ms: int, frame: str) -> ev.StartTimer:
-        command = ev.StartTimer(self._next_timer, step, purpose, duration_ms, frame)
-        self._next_timer += 1
-        return command
+        return ev.StartTimer(len(self.state.timers) + 1, step, purpose, duration_ms, frame)
 
 
 def decide(state: WorkflowState) -> list:
@@ -77,7 +72,10 @@ def decide(state: WorkflowState) -> list:
         return [ev.CompleteWorkflow(None)]
     batch = _Batch(state)
     if state.flow.timeout_ms and deadline is None:
-        batch.commands.append(batch.timer("workflow", "workflow-timeout", state.flow.timeout_ms, "root"))
+        return [batch.timer("workflow", "workflow-timeout", state.flow.timeout_ms, "root")]
+    # One frame's commands at a time: the engine records them and decides again, so each
+    # frame decides on a state that already holds what the frames before it did (a race
+    # won, a signal taken). Replay calls decide the same way.
     for frame in list(state.frames.values()):
         if frame.entered or frame.current is None:
             continue
@@ -87,10 +85,9 @@ def decide(state: WorkflowState) -> list:
         except ExpressionError as exc:
             commands = _abort(state, {"kind": "expression", "message": exc.message,
                                       "step": _key(stmt, frame), "line": exc.line or stmt.line})
-        if commands and isinstance(commands[0], _FINAL):
+        if commands:
             return commands
-        batch.commands.extend(commands)
-    return batch.commands
+    return []
 
 
 # --- names an expression can read ---------------------------------------------------
@@ -355,7 +352,8 @@ def _compensate(state: WorkflowState) -> list:
     if any(s.pending for s in state.steps.values() if s.kind != "undo"):
         return []
     failed_undos = []
-    for key in state.compensation["steps"]:
+    steps = _compensation_order(state)
+    for key in steps:
         undo = state.steps.get(UNDO_PREFIX + key)
         if undo is None or (undo.last.outcome == "failed" and len(undo.attempts) < UNDO_MAX_ATTEMPTS):
             return [_schedule_undo(state, key, 1 if undo is None else len(undo.attempts) + 1)]
@@ -364,10 +362,18 @@ def _compensate(state: WorkflowState) -> list:
         if undo.last.outcome == "failed":
             failed_undos.append(key)
     reason = dict(state.compensation["reason"])
-    reason["compensated"] = [k for k in state.compensation["steps"] if k not in failed_undos]
+    reason["compensated"] = [k for k in steps if k not in failed_undos]
     if failed_undos:
         reason["compensation_failed"] = failed_undos
     return [ev.CancelWorkflow(reason) if state.compensation["cancel"] else ev.FailWorkflow(reason)]
+
+
+def _compensation_order(state: WorkflowState) -> list:
+    """The recorded undo order, after steps that were still running then and completed anyway:
+    they finished last, so they are undone first."""
+    recorded = list(state.compensation["steps"])
+    late = [k for k in reversed(state.completed_with_undo) if k not in recorded]
+    return late + recorded
 
 
 def _schedule_undo(state: WorkflowState, key: str, attempt: int) -> ev.ScheduleActivity:

@@ -315,3 +315,42 @@ def test_expression_errors_name_the_line():
 def test_now_is_workflow_time_from_the_history():
     state = World(flow(run("a"), ir.Return(E("now()")))).run()
     assert state.result.startswith("1970-01-01T00:00:00.00")
+
+
+def test_a_race_whose_branches_both_decide_at_once_lets_the_first_win():
+    world = World(flow(ir.Parallel("race-1", ((ir.Set("a", E("1")),), (ir.Set("b", E("2")), run("x"))), race=True),
+                       ir.Return(E("a"))))
+    state = world.run()
+    assert state.status == "completed" and state.result == 1
+    assert world.scheduled() == []  # the losing branch never got to its step
+
+
+def test_one_signal_is_taken_by_one_wait_only():
+    waits = (ir.WaitSignal("w1", "go", None),), (ir.WaitSignal("w2", "go", None),)
+    world = World(flow(ir.Parallel("parallel-1", waits), ir.Return(E("[w1.result, w2.result]"))),
+                  signals=[(0, "go", "first"), (0, "go", "second")])
+    state = world.run()
+    assert sorted(state.result) == ["first", "second"]
+    taken = [e.signal_seq for e in world.events if isinstance(e, ev.SignalConsumed)]
+    assert len(set(taken)) == 2
+
+
+def test_a_step_that_completes_after_compensation_began_is_undone_first():
+    world = World(flow(run("hold", undo=(E('"release"'),)),
+                       ir.Parallel("parallel-1", ((run("book", undo=(E('"unbook"'),)),),
+                                                  (ir.Sleep("sleep-1", 5), ir.Fail(E("'stop'")))))))
+    original = World.world_step
+
+    def step(pending):  # the timer fires first; then "book" completes although nobody wants it any more
+        timers = world.state.pending_timers()
+        if timers:
+            world.add(ev.TimerFired(timer=timers[0].timer))
+            return True
+        for key, attempt in pending:
+            if key == "book":
+                world.add(ev.ActivityCompleted(step=key, attempt=attempt.number, result=None, duration_ms=1))
+                return True
+        return original(world, pending)
+    world.world_step = step
+    state = world.run()
+    assert state.status == "failed" and state.error["compensated"] == ["book", "hold"]
