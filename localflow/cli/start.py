@@ -60,18 +60,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     workflow_id = engine.start(args.flow, parse_input(args.input, args.pairs), args.id)
     printer = _ProgressPrinter(workflow_id)
-    holder = supervisor_running(engine)
-    state = None
-    if holder is None:
-        try:
-            state = _drive(engine, workflow_id, printer)
-        except SupervisorRunning as exc:
-            holder = exc.holder
-    if state is None:
-        printer.note(f"following: {holder} runs it")
-        state = _follow(engine, workflow_id, printer)
+    state = _drive_or_follow(engine, workflow_id, printer)
     console().print(render.result_panel(state))
     return 0 if state.status == "completed" else 1
+
+
+def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinter") -> WorkflowState:
+    """Drive the workflow if the executor slot is free; follow a supervisor that runs it; and if
+    the slot is held by another `lf run` (which drives only its own workflow), wait for it."""
+    told = None
+    while True:
+        holder = supervisor_running(engine)
+        if holder is None:
+            try:
+                return _drive(engine, workflow_id, printer)
+            except SupervisorRunning as exc:
+                holder = exc.holder
+        if holder != told:
+            printer.note(f"following: {holder} runs it" if holder.startswith("supervisor") else
+                         f"waiting: {holder} holds the executor slot; this workflow runs when it is done")
+            told = holder
+        loaded = engine.load(workflow_id)
+        printer.events(loaded.events)
+        if loaded.state.terminal:
+            return loaded.state
+        time.sleep(_POLL_S)
 
 
 class _ProgressPrinter:
@@ -117,12 +130,3 @@ def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter) -> Workf
     finally:
         executor.stop()
         slot.release()
-
-
-def _follow(engine: Engine, workflow_id: str, printer: _ProgressPrinter) -> WorkflowState:
-    while True:
-        loaded = engine.load(workflow_id)
-        printer.events(loaded.events)
-        if loaded.state.terminal:
-            return loaded.state
-        time.sleep(_POLL_S)

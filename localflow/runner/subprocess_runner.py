@@ -73,8 +73,8 @@ def kill_orphan(pid: int, pgid: int, proc_start: Union[str, None]) -> bool:
     start time), so a recycled pid is never signalled. Returns True if killed.
     """
     current = process_start_time(pid)
-    if current is None or (proc_start is not None and current != proc_start):
-        return False
+    if current is None or proc_start is None or current != proc_start:
+        return False  # gone, or not provably the same process: never signal a stranger
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -171,16 +171,39 @@ class RunningAttempt:
         size = self.spec.stdout_path.stat().st_size
         if size > MAX_RESULT_BYTES:
             return self._failed("output", f"stdout is {size} bytes, over the {MAX_RESULT_BYTES}-byte result limit")
-        return AttemptOutcome(True, result=parse_result(self.spec.stdout_path.read_bytes()),
-                              duration_ms=self._elapsed_ms())
+        try:
+            result = parse_result(self.spec.stdout_path.read_bytes())
+        except UnusableOutput as exc:
+            return self._failed("output", str(exc))
+        return AttemptOutcome(True, result=result, duration_ms=self._elapsed_ms())
+
+
+class UnusableOutput(ValueError):
+    """Output that parses as JSON but cannot be stored as JSON (NaN, Infinity, absurd nesting)."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise UnusableOutput(f"stdout holds {name}, which JSON cannot store")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UnusableOutput(f"stdout holds the number {text}, too large for JSON")
+    return value
 
 
 def parse_result(data: bytes) -> Any:
+    """stdout as JSON when it is JSON (else the text); UnusableOutput when JSON cannot hold it."""
     text = data.decode("utf-8", "replace").strip()
     if not text:
         return None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+    except UnusableOutput:
+        raise
+    except RecursionError:
+        raise UnusableOutput("stdout is JSON nested too deeply to store") from None
     except ValueError:
         return text
 
@@ -191,16 +214,16 @@ def _reported_error(stdout_path: Path) -> dict:
         if stdout_path.stat().st_size > MAX_RESULT_BYTES:
             return {}
         value = parse_result(stdout_path.read_bytes())
-    except OSError:
+    except (OSError, UnusableOutput):
         return {}
     if isinstance(value, dict) and isinstance(value.get("error"), str):
         return {"error": value["error"], "message": str(value.get("message", ""))}
     return {}
 
 
-def spawn_failure(spec: AttemptSpec, exc: OSError) -> AttemptOutcome:
+def spawn_failure(spec: AttemptSpec, exc: Exception) -> AttemptOutcome:
     """The outcome of an attempt whose program could not be started at all."""
-    message = f"could not start {spec.argv[0]!r}: {exc.strerror or exc}"
+    message = f"could not start {spec.argv[0]!r}: {getattr(exc, 'strerror', None) or exc}"
     return AttemptOutcome(False, error={"kind": "spawn", "message": message, "exit_code": None})
 
 

@@ -190,8 +190,18 @@ def append(current: HistoryRead, records: list[dict[str, Any]]) -> None:
             raise OSError(28, "short write")
         os.fsync(fd)
     except OSError as exc:
+        _take_back(fd, current.valid_size)
         raise storage_error("append to", current.path, exc) from exc
     finally:
         os.close(fd)
     current.records.extend(records)
     current.valid_size += len(data)
+
+
+def _take_back(fd: int, size: int) -> None:
+    """After a failed write or fsync, cut the file back to what was durable: never trust it."""
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError:
+        pass  # the next writer sees the leftovers as a torn tail or a seq it did not expect

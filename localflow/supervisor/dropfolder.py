@@ -41,12 +41,6 @@ class DropFolder:
         self.on_started = on_started
         self._reported: dict[str, str] = {}  # path -> digest of the content whose error was logged
 
-    def scan(self, startup: bool = False) -> None:
-        if not self.paths.flows_dir.is_dir():
-            return
-        for path in sorted(self.paths.flows_dir.iterdir()):
-            self.handle(path, start_new=not startup)
-
     def handle(self, path: Path, start_new: bool = True) -> None:
         if path.is_symlink() or not path.is_file():
             return

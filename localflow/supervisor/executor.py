@@ -67,6 +67,8 @@ class Executor:
         self._wake = threading.Condition()
         self._dirty: set[str] = set()
         self._timers: list[tuple[int, str]] = []  # heap of (fire_at ms, workflow id)
+        self._scheduled: set[tuple[int, str]] = set()  # what the heap holds, so nothing is pushed twice
+        self._launched: set[_Key] = set()  # attempts this executor started: never start one twice
 
     # --- hints --------------------------------------------------------------
 
@@ -86,8 +88,11 @@ class Executor:
         with self._wake:
             dirty, self._dirty = self._dirty, set()
         now = self.engine.clock()
-        while self._timers and self._timers[0][0] <= now:
-            dirty.add(heapq.heappop(self._timers)[1])
+        with self._wake:
+            while self._timers and self._timers[0][0] <= now:
+                entry = heapq.heappop(self._timers)
+                self._scheduled.discard(entry)
+                dirty.add(entry[1])
         return dirty
 
     def _seconds_to_next_timer(self) -> float:
@@ -169,17 +174,32 @@ class Executor:
                 self.schedule_wakeup(workflow_id, timer.fire_at)
             else:
                 timer_store.remove_marker(self.paths, marker)
-        for step, attempt in state.pending_attempts():
+        pending = state.pending_attempts()
+        with self._guard:  # forget attempts this state shows are over
+            keep = {(workflow_id, step, a.number) for step, a in pending}
+            self._launched = {k for k in self._launched if k[0] != workflow_id or k in keep}
+        for step, attempt in pending:
+            key = (workflow_id, step, attempt.number)
             wanted = state.wanted(state.steps[step])
             if self._is_running(workflow_id, step, attempt.number):
                 if not wanted:
                     self._cancel_running(workflow_id, step, attempt.number)
-            elif attempt.pid is None and wanted:
+            elif attempt.pid is None and wanted and key not in self._launched:
                 self._start(workflow_id, step, attempt)
         for child in state.pending_children():
             self._carry_out_child(state, child)
         if state.terminal and state.parent:
             self.mark_dirty(state.parent["workflow_id"])
+
+    def _child_failed(self, workflow_id: str, child: StepState, error: dict) -> None:
+        failed = ev.ChildFailed(step=child.step, child_id=child.child_id, error=error)
+
+        def if_still_pending(state: WorkflowState) -> list[ev.Event]:
+            current = state.steps.get(child.step)
+            return [failed] if current is not None and current.pending else []
+
+        self._append(workflow_id, if_still_pending)
+        self.mark_dirty(workflow_id)  # what it decided next is carried out by the next reconcile
 
     def _cancel_running(self, workflow_id: str, step: str, number: int) -> None:
         with self._guard:
@@ -193,7 +213,9 @@ class Executor:
         try:
             child_state = self.engine.state_of(child.child_id)
         except WorkflowNotFound:
-            if not state.wanted(child):
+            if not state.wanted(child):  # abandoned before it was ever created
+                self._child_failed(state.workflow_id, child, {"kind": "cancelled",
+                                                              "message": "cancelled before it started"})
                 return
             try:
                 self.engine.start(flow, given, child.child_id,
@@ -202,18 +224,21 @@ class Executor:
                 pass
             except LocalFlowError as exc:
                 error = {"kind": "child", "message": f"could not start child flow {flow}: {exc}"}
-                self._append(state.workflow_id, [ev.ChildFailed(step=child.step, child_id=child.child_id,
-                                                                error=error)])
+                self._child_failed(state.workflow_id, child, error)
                 return
             self.log(f"{state.workflow_id}: started child workflow {child.child_id} ({flow})")
             self.mark_dirty(child.child_id)
             return
         if not state.wanted(child) and not child_state.terminal and child_state.cancel_requested is None:
             self.engine.cancel(child.child_id, f"its parent {state.workflow_id} no longer needs it")
-            self.mark_dirty(child.child_id)
+        if not child_state.terminal:
+            self.mark_dirty(child.child_id)  # a signal or cancel may have reached it from another process
 
     def schedule_wakeup(self, workflow_id: str, fire_at: int) -> None:
         with self._wake:
+            if (fire_at, workflow_id) in self._scheduled:
+                return
+            self._scheduled.add((fire_at, workflow_id))
             heapq.heappush(self._timers, (fire_at, workflow_id))
             self._wake.notify_all()
 
@@ -227,6 +252,7 @@ class Executor:
         key = (workflow_id, step, attempt.number)
         with self._guard:
             self._running[key] = None
+            self._launched.add(key)
         spec = AttemptSpec(
             workflow_id=workflow_id,
             step=step,
@@ -250,7 +276,7 @@ class Executor:
         try:
             try:
                 running = RunningAttempt(spec)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # not found, not executable, a NUL byte in argv
                 outcome = spawn_failure(spec, exc)
             else:
                 with self._guard:
@@ -265,7 +291,11 @@ class Executor:
             else:
                 done = ev.ActivityFailed(step=step, attempt=number, error=outcome.error,
                                          duration_ms=outcome.duration_ms)
-            self._record(workflow_id, step, number, [done])
+            if not self._record(workflow_id, step, number, [done]) and outcome.ok:
+                # the result could not be stored (not JSON-able, too large): a failed attempt instead
+                error = {"kind": "output", "message": "the result could not be recorded", "exit_code": None}
+                self._record(workflow_id, step, number, [ev.ActivityFailed(step=step, attempt=number, error=error,
+                                                                           duration_ms=outcome.duration_ms)])
         except Exception as exc:  # a thread must never die silently
             self.log(f"{workflow_id}: {step} attempt {number}: could not record its outcome: {exc}")
         finally:
@@ -273,22 +303,22 @@ class Executor:
                 self._running.pop(key, None)
             self.mark_dirty(workflow_id)
 
-    def _record(self, workflow_id: str, step: str, number: int, events: list[ev.Event]) -> None:
+    def _record(self, workflow_id: str, step: str, number: int, events: list[ev.Event]) -> bool:
         def only_if_pending(state: WorkflowState) -> Iterable[ev.Event]:
             return events if state.attempt_pending(step, number) else ()
 
-        self._append(workflow_id, only_if_pending)
+        return self._append(workflow_id, only_if_pending)
 
-    def _append(self, workflow_id: str, events) -> None:
-        """Record world events (a list, or a function of the state) and log what got appended."""
-        world = events if callable(events) else (lambda state: events)
+    def _append(self, workflow_id: str, world: Callable[[WorkflowState], Iterable[ev.Event]]) -> bool:
+        """Record world events (a function of the state) and log what got appended; False if it failed."""
         try:
             tx = self.engine.transact(workflow_id, world)
-        except LocalFlowError as exc:
-            self.log(f"{workflow_id}: {exc}")
-            return
+        except (LocalFlowError, ValueError) as exc:  # ValueError: a value JSON cannot store
+            self.log(f"{workflow_id}: could not record: {exc}")
+            return False
         if tx.appended:
             self.on_events(workflow_id, tx.appended)
+        return True
 
     # --- shutdown -----------------------------------------------------------
 

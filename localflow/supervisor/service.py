@@ -105,7 +105,7 @@ class Supervisor:
                 sweep_tmp(directory)
             hints = Hints(self.paths, self.executor.mark_dirty, self._on_marker, self._on_drop, self.log)
             observer = start_observer(self.paths, hints)
-            self.drops.scan(startup=True)
+            self._scan_drops(startup=True)
             self._rescan()
             next_rescan = time.monotonic() + self.rescan_s
             while not stop.is_set():
@@ -117,7 +117,7 @@ class Supervisor:
                 self._process_drops()
                 if time.monotonic() >= next_rescan:
                     self._rescan()
-                    self.drops.scan()
+                    self._scan_drops()
                     next_rescan = time.monotonic() + self.rescan_s
         finally:
             if observer is not None:
@@ -141,10 +141,18 @@ class Supervisor:
         with self._drop_guard:
             dropped, self._dropped = self._dropped, set()
         for path in sorted(dropped):
-            try:
-                self.drops.handle(path)
-            except (OSError, LocalFlowError) as exc:
-                self.log(f"drop folder: {path.name}: {exc}")
+            self._drop(path)
+
+    def _drop(self, path: Path, start_new: bool = True) -> None:
+        try:
+            self.drops.handle(path, start_new)
+        except Exception as exc:  # a vanished or unreadable file must not stop the supervisor
+            self.log(f"drop folder: {path.name}: {exc}")
+
+    def _scan_drops(self, startup: bool = False) -> None:
+        if self.paths.flows_dir.is_dir():
+            for path in sorted(self.paths.flows_dir.iterdir()):
+                self._drop(path, start_new=not startup)
 
     # --- workflows ------------------------------------------------------------
 
@@ -161,10 +169,11 @@ class Supervisor:
             return
         try:
             state = self.executor.reconcile(workflow_id)
-        except LocalFlowError as exc:
-            if self._broken.get(workflow_id) != str(exc):
-                self._broken[workflow_id] = str(exc)
-                self.log(f"{workflow_id}: cannot continue: {exc}")
+        except Exception as exc:  # one broken workflow must never stop the others
+            text = str(exc) if isinstance(exc, LocalFlowError) else f"internal error: {exc!r} (please report it)"
+            if self._broken.get(workflow_id) != text:
+                self._broken[workflow_id] = text
+                self.log(f"{workflow_id}: cannot continue: {text}")
             return
         self._broken.pop(workflow_id, None)
         if state.terminal and not self.executor.running_in(workflow_id):
