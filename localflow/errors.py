@@ -153,6 +153,12 @@ class NondeterminismError(LocalFlowError):
         )
 
 
+class FoldError(LocalFlowError, ValueError):
+    """An event that cannot follow the state it is applied to: the history is broken (or a bug)."""
+
+    exit_code = 3
+
+
 class StorageError(LocalFlowError):
     """The filesystem refused a write (disk full, fsync failure, permissions)."""
 

@@ -4,14 +4,9 @@
 type (``functools.singledispatch``, as in eventsourcing's aggregates), and
 ``fold(events)`` is ``evolve`` over a whole history.
 
-Where the workflow is lives in *frames*: a frame is one running instance of a
-block (the flow body, an if-arm, a parallel branch, a loop iteration, a catch
-block) with its program counter. Only live frames are kept, so deciding costs
-what is running now, not what ran before. A frame's id names its place:
-``root``, ``root/3:then0``, ``root/5:body[2]``; ``suffix`` (``[2]``) is appended
-to the keys of steps inside loops (``pack[2]``). A statement that opens blocks
-marks its frame ``entered`` and counts ``open_children``; when the last child
-ends (for a race, the first), the frame moves on.
+Where the workflow is lives in *frames* (``frames.py``): the live instances of
+the flow's blocks, each with its program counter, so deciding costs what is
+running now, not what ran before.
 
 Statuses: ``running``, ``completed``, ``failed``, ``cancelled``.
 """
@@ -24,10 +19,12 @@ from typing import Any, Iterable, Mapping, Union
 
 from localflow import ir
 from localflow.core import events as ev
+from localflow.core.frames import (
+    ROOT, Frame, advance, drop_descendants, end_frame, frame_at, iteration, open_blocks, update_frame)
+from localflow.errors import FoldError
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
 TERMINAL = (COMPLETED, FAILED, CANCELLED)
-ROOT = "root"
 UNDO_PREFIX = "undo:"
 
 
@@ -131,24 +128,6 @@ class TimerState:
 
 
 @dataclass(frozen=True)
-class Frame:
-    id: str
-    block: tuple
-    parent: Union[str, None] = None
-    pc: int = 0
-    suffix: str = ""
-    bindings: Mapping[str, Any] = field(default_factory=dict)  # loop variables, `error` in catches
-    entered: bool = False  # the current statement has opened its blocks
-    open_children: int = 0
-    items: tuple = ()  # a loop's recorded items
-    next_item: int = 0  # a loop's next iteration to start
-
-    @property
-    def current(self) -> Any:
-        return self.block[self.pc] if self.pc < len(self.block) else None
-
-
-@dataclass(frozen=True)
 class Signal:
     seq: int
     signal: str
@@ -246,10 +225,6 @@ class WorkflowState:
 
 def label_of(stmt: Any) -> str:
     return getattr(stmt, "name", None) or getattr(stmt, "id", None) or type(stmt).__name__.lower()
-
-
-class FoldError(ValueError):
-    """An event that cannot follow the state it is applied to (a broken history)."""
 
 
 def initial(started: ev.WorkflowStarted, flow: Union[ir.Flow, None] = None) -> WorkflowState:
@@ -378,7 +353,7 @@ def _finish_step(state: WorkflowState, step: StepState) -> WorkflowState:
     if frame is None or frame.entered or frame.current is None:
         return state
     if getattr(frame.current, "name", None) is not None and frame.current.name + frame.suffix == step.step:
-        return _advance(state, frame.id)
+        return advance(state, frame.id)
     return state
 
 
@@ -400,79 +375,52 @@ def _on_timer_fired(event: ev.TimerFired, state: WorkflowState) -> WorkflowState
     frame = state.frames.get(timer.frame)
     if timer.purpose == "sleep" and frame is not None and not frame.entered and frame.current is not None \
             and getattr(frame.current, "id", None) is not None and frame.current.id + frame.suffix == timer.step:
-        return _advance(state, frame.id)
+        return advance(state, frame.id)
     return state
 
 
 # --- control flow ----------------------------------------------------------------
 
 
-def _frame_at(state: WorkflowState, frame_id: str, at: int) -> Frame:
-    frame = state.frames.get(frame_id)
-    if frame is None or frame.pc != at or frame.entered:
-        raise FoldError(f"frame {frame_id!r} is not at statement {at}")
-    return frame
-
-
-def _open(state: WorkflowState, frame: Frame, children: list[tuple[str, tuple, str, Mapping]]) -> WorkflowState:
-    """Enter the frame's current statement, starting the given child blocks (label, block, suffix, bindings)."""
-    frames = dict(state.frames)
-    frames[frame.id] = replace(frame, entered=True, open_children=len(children))
-    for label, block, suffix, bindings in children:
-        child_id = f"{frame.id}/{frame.pc}:{label}"
-        frames[child_id] = Frame(child_id, tuple(block), frame.id, 0, suffix, bindings)
-    state = replace(state, frames=frames)
-    for label, block, _, _ in children:
-        if not block:  # an empty block ends at once
-            state = _end_frame(state, f"{frame.id}/{frame.pc}:{label}")
-    return state
-
-
 @_apply.register
 def _on_branch_chosen(event: ev.BranchChosen, state: WorkflowState) -> WorkflowState:
-    frame = _frame_at(state, event.frame, event.at)
+    frame = frame_at(state, event.frame, event.at)
     if not event.branch:
-        return _advance(state, frame.id)
+        return advance(state, frame.id)
     block = dict(ir.child_blocks(frame.current)).get(event.branch)
     if block is None:
         raise FoldError(f"statement at {event.frame}:{event.at} has no block {event.branch!r}")
-    return _open(state, frame, [(event.branch, block, frame.suffix, frame.bindings)])
+    return open_blocks(state, frame, [(event.branch, block, frame.suffix, frame.bindings)])
 
 
 @_apply.register
 def _on_variable_set(event: ev.VariableSet, state: WorkflowState) -> WorkflowState:
-    _frame_at(state, event.frame, event.at)
+    frame_at(state, event.frame, event.at)
     state = replace(state, variables={**state.variables, event.name: event.value})
-    return _advance(state, event.frame)
+    return advance(state, event.frame)
 
 
 @_apply.register
 def _on_parallel_started(event: ev.ParallelStarted, state: WorkflowState) -> WorkflowState:
-    frame = _frame_at(state, event.frame, event.at)
+    frame = frame_at(state, event.frame, event.at)
     blocks = ir.child_blocks(frame.current)
-    return _open(state, frame, [(label, block, frame.suffix, frame.bindings) for label, block in blocks])
+    return open_blocks(state, frame, [(label, block, frame.suffix, frame.bindings) for label, block in blocks])
 
 
 @_apply.register
 def _on_loop_started(event: ev.LoopStarted, state: WorkflowState) -> WorkflowState:
-    frame = _frame_at(state, event.frame, event.at)
+    frame = frame_at(state, event.frame, event.at)
     if not event.items:
-        return _advance(state, frame.id)
+        return advance(state, frame.id)
     frame = replace(frame, items=tuple(event.items))
     first = min(max(frame.current.concurrency, 1), len(event.items))
-    state = _open(state, frame, [_iteration(frame, i) for i in range(first)])
-    return _update_frame(state, frame.id, next_item=first)
-
-
-def _iteration(frame: Frame, index: int) -> tuple[str, tuple, str, Mapping]:
-    loop: ir.For = frame.current
-    bindings = {**frame.bindings, loop.var: frame.items[index]}
-    return f"body[{index}]", loop.body, f"{frame.suffix}[{index}]", bindings
+    state = open_blocks(state, frame, [iteration(frame, i) for i in range(first)])
+    return update_frame(state, frame.id, next_item=first)
 
 
 @_apply.register
 def _on_catch_entered(event: ev.CatchEntered, state: WorkflowState) -> WorkflowState:
-    frame = _frame_at(state, event.frame, event.at)
+    frame = frame_at(state, event.frame, event.at)
     catch = frame.current.catches[event.catch]
     if event.step in state.steps:
         state = _put_step(state, replace(state.steps[event.step], caught=event.catch))
@@ -480,63 +428,7 @@ def _on_catch_entered(event: ev.CatchEntered, state: WorkflowState) -> WorkflowS
         state = _put_step(state, StepState(event.step, kind="wait", frame=frame.id, outcome="failed",
                                            error_value=event.error, caught=event.catch))
     bindings = {**frame.bindings, "error": event.error}
-    return _open(state, frame, [(f"catch{event.catch}", catch.body, frame.suffix, bindings)])
-
-
-def _update_frame(state: WorkflowState, frame_id: str, **changes: Any) -> WorkflowState:
-    frames = dict(state.frames)
-    frames[frame_id] = replace(frames[frame_id], **changes)
-    return replace(state, frames=frames)
-
-
-def _advance(state: WorkflowState, frame_id: str) -> WorkflowState:
-    """The frame's current statement is done: move to the next, or end the frame."""
-    frame = state.frames[frame_id]
-    if frame.pc + 1 < len(frame.block):
-        return _update_frame(state, frame_id, pc=frame.pc + 1, entered=False, open_children=0,
-                             items=(), next_item=0)
-    return _end_frame(state, frame_id)
-
-
-def _end_frame(state: WorkflowState, frame_id: str) -> WorkflowState:
-    frame = state.frames[frame_id]
-    frames = dict(state.frames)
-    del frames[frame_id]
-    state = replace(state, frames=frames)
-    if frame.parent is None:
-        return replace(state, body_done=True)
-    parent = state.frames.get(frame.parent)
-    if parent is None:
-        return state
-    stmt = parent.current
-    if isinstance(stmt, ir.Parallel) and stmt.race:
-        return _advance(_drop_descendants(state, f"{parent.id}/{parent.pc}:"), parent.id)
-    remaining = parent.open_children - 1
-    if isinstance(stmt, ir.For) and parent.next_item < len(parent.items):
-        state = _update_frame(state, parent.id, open_children=remaining)
-        parent = state.frames[parent.id]
-        state = _open_more(state, parent)
-        return state
-    if remaining <= 0:
-        return _advance(state, parent.id)
-    return _update_frame(state, parent.id, open_children=remaining)
-
-
-def _open_more(state: WorkflowState, loop_frame: Frame) -> WorkflowState:
-    """Start the loop's next iteration in place of one that ended."""
-    index = loop_frame.next_item
-    label, block, suffix, bindings = _iteration(loop_frame, index)
-    child_id = f"{loop_frame.id}/{loop_frame.pc}:{label}"
-    frames = dict(state.frames)
-    frames[loop_frame.id] = replace(loop_frame, open_children=loop_frame.open_children + 1, next_item=index + 1)
-    frames[child_id] = Frame(child_id, tuple(block), loop_frame.id, 0, suffix, bindings)
-    state = replace(state, frames=frames)
-    return _end_frame(state, child_id) if not block else state
-
-
-def _drop_descendants(state: WorkflowState, prefix: str) -> WorkflowState:
-    """Cancel the frames under a statement (a race's losers): their steps are no longer wanted."""
-    return replace(state, frames={k: f for k, f in state.frames.items() if not k.startswith(prefix)})
+    return open_blocks(state, frame, [(f"catch{event.catch}", catch.body, frame.suffix, bindings)])
 
 
 # --- endings -------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""Frames: the running instances of a flow's blocks, and how they move (pure).
+
+A frame is one running instance of a block (the flow body, an if-arm, a
+parallel branch, a loop iteration, a catch block) with its program counter.
+Its id names its place: ``root``, ``root/3:then0``, ``root/5:body[2]``;
+``suffix`` (``[2]``) is appended to the keys of steps inside loops
+(``pack[2]``). A statement that opens blocks marks its frame ``entered`` and
+counts ``open_children``; when the last child ends (for a race, the first), the
+frame moves on. Only live frames are kept in the state.
+
+These functions take and return a ``WorkflowState`` (only its ``frames`` and
+``body_done`` change); ``state.py`` calls them from its event handlers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Mapping, Union
+
+from localflow import ir
+from localflow.errors import FoldError
+
+if TYPE_CHECKING:
+    from localflow.core.state import WorkflowState
+
+ROOT = "root"
+
+
+@dataclass(frozen=True)
+class Frame:
+    id: str
+    block: tuple
+    parent: Union[str, None] = None
+    pc: int = 0
+    suffix: str = ""
+    bindings: Mapping[str, Any] = field(default_factory=dict)  # loop variables, `error` in catches
+    entered: bool = False  # the current statement has opened its blocks
+    open_children: int = 0
+    items: tuple = ()  # a loop's recorded items
+    next_item: int = 0  # a loop's next iteration to start
+
+    @property
+    def current(self) -> Any:
+        return self.block[self.pc] if self.pc < len(self.block) else None
+
+
+def frame_at(state: WorkflowState, frame_id: str, at: int) -> Frame:
+    frame = state.frames.get(frame_id)
+    if frame is None or frame.pc != at or frame.entered:
+        raise FoldError(f"frame {frame_id!r} is not at statement {at}")
+    return frame
+
+
+def open_blocks(state: WorkflowState, frame: Frame,
+                children: list[tuple[str, tuple, str, Mapping]]) -> WorkflowState:
+    """Enter the frame's current statement, starting the given child blocks (label, block, suffix, bindings)."""
+    frames = dict(state.frames)
+    frames[frame.id] = replace(frame, entered=True, open_children=len(children))
+    for label, block, suffix, bindings in children:
+        child_id = f"{frame.id}/{frame.pc}:{label}"
+        frames[child_id] = Frame(child_id, tuple(block), frame.id, 0, suffix, bindings)
+    state = replace(state, frames=frames)
+    for label, block, _, _ in children:
+        if not block:  # an empty block ends at once
+            state = end_frame(state, f"{frame.id}/{frame.pc}:{label}")
+    return state
+
+
+def iteration(frame: Frame, index: int) -> tuple[str, tuple, str, Mapping]:
+    loop: ir.For = frame.current
+    bindings = {**frame.bindings, loop.var: frame.items[index]}
+    return f"body[{index}]", loop.body, f"{frame.suffix}[{index}]", bindings
+
+
+def update_frame(state: WorkflowState, frame_id: str, **changes: Any) -> WorkflowState:
+    frames = dict(state.frames)
+    frames[frame_id] = replace(frames[frame_id], **changes)
+    return replace(state, frames=frames)
+
+
+def advance(state: WorkflowState, frame_id: str) -> WorkflowState:
+    """The frame's current statement is done: move to the next, or end the frame."""
+    frame = state.frames[frame_id]
+    if frame.pc + 1 < len(frame.block):
+        return update_frame(state, frame_id, pc=frame.pc + 1, entered=False, open_children=0,
+                             items=(), next_item=0)
+    return end_frame(state, frame_id)
+
+
+def end_frame(state: WorkflowState, frame_id: str) -> WorkflowState:
+    frame = state.frames[frame_id]
+    frames = dict(state.frames)
+    del frames[frame_id]
+    state = replace(state, frames=frames)
+    if frame.parent is None:
+        return replace(state, body_done=True)
+    parent = state.frames.get(frame.parent)
+    if parent is None:
+        return state
+    stmt = parent.current
+    if isinstance(stmt, ir.Parallel) and stmt.race:
+        return advance(drop_descendants(state, f"{parent.id}/{parent.pc}:"), parent.id)
+    remaining = parent.open_children - 1
+    if isinstance(stmt, ir.For) and parent.next_item < len(parent.items):
+        state = update_frame(state, parent.id, open_children=remaining)
+        parent = state.frames[parent.id]
+        state = _open_more(state, parent)
+        return state
+    if remaining <= 0:
+        return advance(state, parent.id)
+    return update_frame(state, parent.id, open_children=remaining)
+
+
+def _open_more(state: WorkflowState, loop_frame: Frame) -> WorkflowState:
+    """Start the loop's next iteration in place of one that ended."""
+    index = loop_frame.next_item
+    label, block, suffix, bindings = iteration(loop_frame, index)
+    child_id = f"{loop_frame.id}/{loop_frame.pc}:{label}"
+    frames = dict(state.frames)
+    frames[loop_frame.id] = replace(loop_frame, open_children=loop_frame.open_children + 1, next_item=index + 1)
+    frames[child_id] = Frame(child_id, tuple(block), loop_frame.id, 0, suffix, bindings)
+    state = replace(state, frames=frames)
+    return end_frame(state, child_id) if not block else state
+
+
+def drop_descendants(state: WorkflowState, prefix: str) -> WorkflowState:
+    """Cancel the frames under a statement (a race's losers): their steps are no longer wanted."""
+    return replace(state, frames={k: f for k, f in state.frames.items() if not k.startswith(prefix)})
