@@ -355,7 +355,7 @@ def _compensate(state: WorkflowState) -> list:
     steps = _compensation_order(state)
     for key in steps:
         undo = state.steps.get(UNDO_PREFIX + key)
-        if undo is None or (undo.last.outcome == "failed" and len(undo.attempts) < UNDO_MAX_ATTEMPTS):
+        if undo is None or (undo.last.outcome == "failed" and undo.counted_failures < UNDO_MAX_ATTEMPTS):
             return [_schedule_undo(state, key, 1 if undo is None else len(undo.attempts) + 1)]
         if undo.last.pending:
             return []

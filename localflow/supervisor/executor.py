@@ -69,6 +69,7 @@ class Executor:
         self._timers: list[tuple[int, str]] = []  # heap of (fire_at ms, workflow id)
         self._scheduled: set[tuple[int, str]] = set()  # what the heap holds, so nothing is pushed twice
         self._launched: set[_Key] = set()  # attempts this executor started: never start one twice
+        self._stopping = threading.Event()
 
     # --- hints --------------------------------------------------------------
 
@@ -281,6 +282,8 @@ class Executor:
             else:
                 with self._guard:
                     self._running[key] = running
+                if self._stopping.is_set():  # stop() came while it was being spawned
+                    running.cancel()
                 started = ev.ActivityStarted(step=step, attempt=number, pid=running.pid, pgid=running.pgid,
                                              proc_start=running.proc_start)
                 self._record(workflow_id, step, number, [started])
@@ -324,6 +327,7 @@ class Executor:
 
     def stop(self) -> None:
         """Stop every running attempt (TERM, grace, KILL); each is recorded as interrupted."""
+        self._stopping.set()
         with self._guard:
             running = [r for r in self._running.values() if r is not None]
         for attempt in running:
