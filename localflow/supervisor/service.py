@@ -100,13 +100,14 @@ class Supervisor:
         slot.acquire()
         observer = None
         try:
-            self.log(f"supervising {self.engine.display(self.paths.var_dir)} in {self.paths.home} (pid {os.getpid()})")
             for directory in (self.paths.timers_dir, self.paths.registry_dir):
                 sweep_tmp(directory)
             hints = Hints(self.paths, self.executor.mark_dirty, self._on_marker, self._on_drop, self.log)
             observer = start_observer(self.paths, hints)
             self._scan_drops(startup=True)
             self._rescan()
+            # Said once the startup scan is done: a flow dropped from now on is new, and starts.
+            self.log(f"supervising {self.engine.display(self.paths.var_dir)} in {self.paths.home} (pid {os.getpid()})")
             next_rescan = time.monotonic() + self.rescan_s
             while not stop.is_set():
                 dirty = self.executor.wait_for_work(max_wait_s=min(0.5, self.rescan_s))
