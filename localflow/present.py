@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from localflow.core import events as ev
+from localflow.core.frames import statement_at
+from localflow.core.state import label_of
 from localflow.core.timefmt import format_duration, to_iso
 
 _MAX_VALUE = 120
@@ -16,7 +18,16 @@ def short_json(value: Any, limit: int = _MAX_VALUE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def describe(event: ev.Event) -> str:
+def describe(event: ev.Event, flow: Any = None) -> str:
+    """One line for an event; with the pinned ``flow``, control-flow events name their statement."""
+    if flow is not None and hasattr(event, "at"):
+        stmt = statement_at(flow, event.frame, event.at)
+        if stmt is not None:
+            return _describe_flow_event(event, label_of(stmt))
+    return _describe(event)
+
+
+def _describe(event: ev.Event) -> str:
     if isinstance(event, ev.WorkflowStarted):
         return f"started {event.flow_name} with input {short_json(event.input)}"
     if isinstance(event, ev.ActivityScheduled):
@@ -51,15 +62,16 @@ def _compensated(reason: Any) -> str:
     return f" (compensated: {', '.join(done)})" if done else ""
 
 
-def _describe_flow_event(event: ev.Event) -> str:
+def _describe_flow_event(event: ev.Event, where: str = "") -> str:
+    where = where or f"{getattr(event, 'frame', '')}#{getattr(event, 'at', '')}"
     if isinstance(event, ev.BranchChosen):
-        return f"{_at(event)}: took {event.branch or 'no branch'}"
+        return f"{where}: took {event.branch or 'no branch'}"
     if isinstance(event, ev.VariableSet):
-        return f"{_at(event)}: set {event.name} = {short_json(event.value)}"
+        return f"set {event.name} = {short_json(event.value)}"
     if isinstance(event, ev.ParallelStarted):
-        return f"{_at(event)}: {'race' if event.race else 'parallel'} of {event.branches} branches started"
+        return f"{where}: {'race' if event.race else 'parallel'} of {event.branches} branches started"
     if isinstance(event, ev.LoopStarted):
-        return f"{_at(event)}: loop over {len(event.items)} items started"
+        return f"{where}: loop over {len(event.items)} items started"
     if isinstance(event, ev.CatchEntered):
         return f"{event.step}: failed, handled by catch {event.catch}: {(event.error or {}).get('message')}"
     if isinstance(event, ev.SignalReceived):
@@ -79,7 +91,3 @@ def _describe_flow_event(event: ev.Event) -> str:
         steps = ", ".join(event.steps) or "nothing to undo"
         return f"compensating ({why}): undo {steps}"
     return type(event).__name__
-
-
-def _at(event: Any) -> str:
-    return f"{event.frame}#{event.at}"

@@ -76,5 +76,5 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.json:
         print_json([ev.to_record(e) for e in loaded.events])
     else:
-        console().print(render.history_table(loaded.events))
+        console().print(render.history_table(loaded.events, loaded.state.flow))
     return 0

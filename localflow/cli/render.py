@@ -187,14 +187,14 @@ def _steps_table(state: WorkflowState) -> Table:
     return table
 
 
-def history_table(events: list[ev.Event]) -> Table:
+def history_table(events: list[ev.Event], flow: Any = None) -> Table:
     table = Table()
     for column in ("SEQ", "TIME", "TYPE", "DETAIL"):
         table.add_column(column, overflow="fold", no_wrap=column in ("SEQ", "TYPE"))
     for event in events:
         kind = type(event).__name__
         style = "bold" if event.decision else ""
-        table.add_row(str(event.seq), to_iso(event.ts)[11:23], Text(kind, style=style), describe(event))
+        table.add_row(str(event.seq), to_iso(event.ts)[11:23], Text(kind, style=style), describe(event, flow))
     return table
 
 

@@ -60,6 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     workflow_id = engine.start(args.flow, parse_input(args.input, args.pairs), args.id)
     printer = _ProgressPrinter(workflow_id)
+    printer.flow = engine.load(workflow_id).state.flow
     state = _drive_or_follow(engine, workflow_id, printer)
     console().print(render.result_panel(state))
     return 0 if state.status == "completed" else 1
@@ -91,6 +92,7 @@ class _ProgressPrinter:
     def __init__(self, workflow_id: str) -> None:
         self.workflow_id = workflow_id
         self.seen = 0
+        self.flow = None  # the pinned flow, so control-flow events can name their statement
         self._guard = threading.Lock()
         print(f"workflow {workflow_id}")
 
@@ -107,7 +109,7 @@ class _ProgressPrinter:
                 if event.seq <= self.seen:
                     continue
                 self.seen = event.seq
-                print(f"  {to_iso(event.ts)[11:19]}  {describe(event)}", flush=True)
+                print(f"  {to_iso(event.ts)[11:19]}  {describe(event, self.flow)}", flush=True)
 
 
 def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter) -> WorkflowState:

@@ -126,3 +126,16 @@ def _open_more(state: WorkflowState, loop_frame: Frame) -> WorkflowState:
 def drop_descendants(state: WorkflowState, prefix: str) -> WorkflowState:
     """Cancel the frames under a statement (a race's losers): their steps are no longer wanted."""
     return replace(state, frames={k: f for k, f in state.frames.items() if not k.startswith(prefix)})
+
+
+def statement_at(flow: ir.Flow, frame_id: str, at: int) -> Any:
+    """The statement a frame id and index name (``root/3:then0`` + 1), or None if there is none."""
+    block: tuple = tuple(flow.body)
+    for part in frame_id.split("/")[1:]:
+        index, _, label = part.partition(":")
+        label = label.split("[", 1)[0]  # a loop iteration runs the loop's body
+        try:
+            block = tuple(dict(ir.child_blocks(block[int(index)])).get(label) or ())
+        except (ValueError, IndexError):
+            return None
+    return block[at] if 0 <= at < len(block) else None

@@ -354,3 +354,18 @@ def test_a_step_that_completes_after_compensation_began_is_undone_first():
     world.world_step = step
     state = world.run()
     assert state.status == "failed" and state.error["compensated"] == ["book", "hold"]
+
+
+def test_history_lines_name_the_statement_a_control_flow_event_belongs_to():
+    from localflow.core.frames import statement_at
+    from localflow.present import describe
+
+    inner = ir.If("if-1", (ir.IfBranch(E("true"), (ir.Set("x", E("1")),)),))
+    loop = ir.For("for-1", "n", E("[1, 2]"), (inner,))
+    f = flow(run("a"), loop)
+    assert statement_at(f, "root", 1) is loop
+    assert statement_at(f, "root/1:body[1]", 0) is inner
+    assert statement_at(f, "root/9:body[0]", 0) is None
+    chosen = ev.BranchChosen(frame="root/1:body[1]", at=0, branch="then0")
+    assert describe(chosen, f) == "if-1: took then0"
+    assert describe(chosen) == "root/1:body[1]#0: took then0"
