@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from localflow.store.atomic import ensure_dir, fsync_dir, sweep_tmp, write_atomic
+from localflow.store.atomic import ensure_dir, fsync_dir, write_atomic
 from localflow.store.paths import Paths, TimerMarker, parse_timer_marker
 
 
@@ -36,7 +36,3 @@ def list_markers(paths: Paths) -> list[TimerMarker]:
         return []
     markers = (parse_timer_marker(name) for name in sorted(os.listdir(paths.timers_dir)))
     return [m for m in markers if m is not None]
-
-
-def sweep(paths: Paths) -> None:
-    sweep_tmp(paths.timers_dir)
