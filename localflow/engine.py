@@ -24,14 +24,16 @@ from localflow.core import events as ev
 from localflow.core.decide import decide
 from localflow.core.inputs import resolve_input
 from localflow.core.state import FoldError, WorkflowState, evolve, fold
-from localflow.errors import FlowNotFound, HistoryCorruptError, WorkflowFinished, WorkflowNotFound
-from localflow.store import history, locks
-from localflow.store.atomic import ensure_dir, storage_error
-from localflow.store.paths import Paths, validate_workflow_id
+from localflow.errors import FlowNotFound, InputError, HistoryCorruptError, WorkflowFinished, WorkflowNotFound
+from localflow.core.jsonvalue import check_value
+from localflow.store import codec, creation, history, locks
+from localflow.store.atomic import ensure_dir
+from localflow.store.paths import WORKFLOW_ID_RE, Paths, validate_workflow_id
 
 Clock = Callable[[], int]
 WorldFn = Callable[[WorkflowState], Iterable[ev.Event]]
 _FLOW_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SIGNAL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _MAX_DECISION_ROUNDS = 1000
 
 
@@ -77,8 +79,9 @@ class Engine:
     # --- layout and flows ---------------------------------------------------
 
     def ensure_layout(self) -> None:
-        for directory in (self.paths.var_dir, self.paths.workflows_dir, self.paths.timers_dir):
-            ensure_dir(directory)
+        ensure_dir(self.paths.var_dir)
+        for directory in (self.paths.workflows_dir, self.paths.timers_dir):
+            ensure_dir(directory, self.paths.var_dir)
         try:
             os.chmod(self.paths.var_dir, 0o700)
         except OSError:
@@ -95,14 +98,21 @@ class Engine:
     def flow_names(self) -> list[str]:
         return sorted({p.stem for p in self.flow_files()})
 
-    def find_flow(self, name: str) -> Path:
-        """The file of a flow: a path to a .flow file, or a name found in flows/ or one folder below."""
+    def find_flow(self, name: str, allow_path: bool = True) -> Path:
+        """The file of a flow: a path to a .flow file, or a name found in flows/ or one folder below.
+
+        A path is accepted only from the user's own command line (``allow_path``); data such
+        as a drop-folder request names a flow, never a file.
+        """
+        if not allow_path and not _FLOW_NAME_RE.fullmatch(name or ""):
+            raise FlowNotFound(name, self.display(self.paths.flows_dir), self.flow_names(),
+                               "a request names a flow, not a path")
         if name.endswith(".flow") or "/" in name:
             for candidate in (Path(name), self.paths.home / name):
                 if candidate.is_file():
                     return candidate.absolute()
             raise FlowNotFound(name, self.display(self.paths.flows_dir), self.flow_names())
-        if _FLOW_NAME_RE.match(name or ""):
+        if _FLOW_NAME_RE.fullmatch(name or ""):
             top = self.paths.flow_file(name)
             if top.is_file():
                 return top
@@ -115,9 +125,9 @@ class Engine:
                 return found[0]
         raise FlowNotFound(name, self.display(self.paths.flows_dir), self.flow_names())
 
-    def load_flow(self, name: str) -> tuple[ir.Flow, str]:
+    def load_flow(self, name: str, allow_path: bool = True) -> tuple[ir.Flow, str]:
         """Parse a flow (see ``find_flow``); returns the flow and its exact source text."""
-        path = self.find_flow(name)
+        path = self.find_flow(name, allow_path)
         return dsl.read_flow_file(path, self.display(path))
 
     def display(self, path: Path) -> str:
@@ -137,7 +147,8 @@ class Engine:
         return sorted(
             entry.name
             for entry in os.scandir(root)
-            if entry.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(entry.path, "history.jsonl"))
+            if WORKFLOW_ID_RE.fullmatch(entry.name) and (entry.is_symlink() or entry.is_dir())
+            and os.path.lexists(os.path.join(entry.path, "history.jsonl"))
         )
 
     def load(self, workflow_id: str) -> Loaded:
@@ -169,20 +180,17 @@ class Engine:
         return f"{flow_name[:80]}-{stamp}-{os.urandom(3).hex()}"
 
     def start(self, flow_name: str, given: dict, workflow_id: Union[str, None] = None,
-              parent: Union[dict, None] = None) -> str:
+              parent: Union[dict, None] = None, request: Union[dict, None] = None,
+              allow_path: bool = True) -> str:
         """Create a workflow of ``flow_name`` with ``given`` input; returns its id.
 
-        ``parent`` (``{"workflow_id", "step"}``) links a child flow to the step that started it.
+        ``parent`` (``{"workflow_id", "step"}``) links a child flow to the step that started it;
+        ``request`` records the drop-folder request that asked for it. With ``allow_path``
+        false, ``flow_name`` must be a flow *name* found in flows/ (never a path).
         """
-        flow, source = self.load_flow(flow_name)
-        values = resolve_input(flow, given)
+        flow, source = self.load_flow(flow_name, allow_path)
+        values = check_value(resolve_input(flow, check_value(given, "the input")), "the input")
         workflow_id = validate_workflow_id(workflow_id) if workflow_id else self.new_id(flow.name)
-        self.ensure_layout()
-        directory = self.paths.workflow_dir(workflow_id)
-        try:
-            directory.mkdir(mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise storage_error("create", directory, exc) from exc
         started = ev.WorkflowStarted(
             seq=1,
             ts=self.clock(),
@@ -194,9 +202,12 @@ class Engine:
             flow_source=source,
             input=values,
             parent=parent,
+            request=request,
         )
-        with locks.hold(self.paths.lock(workflow_id)):
-            history.create(self.paths.history(workflow_id), ev.to_record(started))
+        first = ev.to_record(started)
+        codec.encode(first)  # too large or not storable: refuse before anything is created
+        self.ensure_layout()
+        creation.create_workflow(self.paths, workflow_id, first)
         return workflow_id
 
     def transact(self, workflow_id: str, world: Union[WorldFn, None] = None) -> Transaction:
@@ -273,6 +284,10 @@ class Engine:
 
     def signal(self, workflow_id: str, name: str, data: object) -> Transaction:
         """Deliver a signal: recorded at once, buffered until a `wait signal` takes it."""
+        if not isinstance(name, str) or not _SIGNAL_NAME_RE.fullmatch(name):
+            raise InputError(f"invalid signal name {name!r}: a flow can only wait for names like "
+                             "approve or order_paid ([A-Za-z][A-Za-z0-9_]*)")
+        check_value(data, "the signal's data")
 
         def world(state: WorkflowState) -> list[ev.Event]:
             if state.terminal:

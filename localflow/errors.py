@@ -54,10 +54,10 @@ class FlowSyntaxError(LocalFlowError):
 
 
 class FlowNotFound(LocalFlowError):
-    def __init__(self, name: str, flows_dir: str, known: list[str] | None = None) -> None:
+    def __init__(self, name: str, flows_dir: str, known: list[str] | None = None, where: str = "") -> None:
         self.name = name
         known_text = f" Known flows: {', '.join(known)}." if known else ""
-        where = "no such file" if name.endswith(".flow") or "/" in name else f"no {flows_dir}/{name}.flow"
+        where = where or ("no such file" if name.endswith(".flow") or "/" in name else f"no {flows_dir}/{name}.flow")
         super().__init__(f"unknown flow '{name}': {where}.{known_text}")
         self.known = known or []
 
@@ -177,3 +177,21 @@ class SupervisorRunning(LocalFlowError):
         self.lock_path = lock_path
         self.holder = holder
         super().__init__(f"another supervisor holds {lock_path} ({holder}); only one may run per var/")
+
+
+class InvalidValue(LocalFlowError):
+    """A value LocalFlow cannot store: NaN/Infinity, a lone surrogate, nesting past the limit."""
+
+    exit_code = 2
+
+
+class UnsafePath(LocalFlowError):
+    """A path under var/ that is a symlink or not the kind of file expected: never followed."""
+
+    exit_code = 3
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"refusing {path}: {reason}; LocalFlow never follows symlinks inside var/ "
+                         "(move it aside)")

@@ -6,12 +6,13 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, Callable, Union
 
 from rich.console import Console
 
 from localflow.engine import Engine
-from localflow.errors import InputError
+from localflow.core.jsonvalue import MAX_DEPTH, check_value, parse_json
+from localflow.errors import InputError, InvalidValue, LocalFlowError
 
 HOME_ENV = "LOCALFLOW_HOME"
 
@@ -33,25 +34,68 @@ def print_json(value: Any) -> None:
 
 
 def parse_input(raw_json: str | None, pairs: list[str] | None) -> dict[str, Any]:
-    """``--input '{...}'`` then ``-i key=value`` on top; a value that parses as JSON is JSON, else a string."""
+    """``--input '{...}'`` then ``-i key=value`` on top; a value that parses as JSON is JSON, else a string.
+
+    Every value must be storable (core/jsonvalue.py): NaN, Infinity, 1e999, text that is
+    not valid Unicode and nesting past the limit are refused here, before anything is created.
+    """
     given: dict[str, Any] = {}
     if raw_json:
-        try:
-            given = json.loads(raw_json)
-        except ValueError as exc:
-            raise InputError(f"--input is not valid JSON: {exc}") from None
+        given = _checked(lambda: parse_json(raw_json, "--input"))
         if not isinstance(given, dict):
             raise InputError("--input must be a JSON object, like '{\"order_id\": \"A-1\"}'")
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InputError(f"-i expects key=value, got {pair!r}")
-        try:
-            given[key] = json.loads(value)
-        except ValueError:
-            given[key] = value
-    return given
+        given[key] = _checked(lambda: _pair_value(key, value))
+    return _checked(lambda: check_value(given, "the input"))
+
+
+def _pair_value(key: str, text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise InvalidValue(f"-i {key} is nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError:
+        value = text
+    try:
+        return check_value(value, f"-i {key}")
+    except InvalidValue as exc:
+        if isinstance(value, float):  # NaN, Infinity, 1e999: JSON numbers that JSON cannot hold
+            raise InvalidValue(f"{exc}; to pass it as text, quote it: -i '{key}=\"{text}\"'") from None
+        raise
+
+
+def _checked(parse: Callable[[], Any]) -> Any:
+    try:
+        return parse()
+    except InvalidValue as exc:
+        raise InputError(str(exc)) from None
+
+
+def parse_data(text: str) -> Any:
+    """A signal's ``--data``: one storable JSON value."""
+    return _checked(lambda: parse_json(text, "--data"))
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def note_supervisor(engine: Engine, when_none: str) -> Union[str, None]:
+    """Tell the user on stderr if no supervisor runs (``when_none`` says what happens then).
+
+    What the command did is already durable, so a problem with var/supervisor.lock
+    is a warning here, never the command's failure. Returns who holds the slot.
+    """
+    from localflow.supervisor.service import supervisor_running
+
+    try:
+        holder = supervisor_running(engine)
+    except LocalFlowError as exc:
+        sys.stderr.write(f"warning: cannot tell whether a supervisor is running: {exc}\n")
+        return None
+    if holder is None:
+        sys.stderr.write(f"note: no supervisor is running; {when_none}\n")
+    return holder

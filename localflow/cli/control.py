@@ -7,13 +7,14 @@ not a supervisor is running; the supervisor (or `lf run`) acts on them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import fields, is_dataclass
 
-from localflow.cli.common import engine_for
-from localflow.errors import InputError
+from localflow import ir
+from localflow.cli.common import engine_for, note_supervisor, parse_data
+from localflow.core import events as ev
+from localflow.engine import Engine
 from localflow.store.paths import validate_workflow_id
-from localflow.supervisor.service import supervisor_running
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -31,16 +32,34 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_signal(args: argparse.Namespace) -> int:
     engine = engine_for(args)
-    try:
-        data = json.loads(args.data)
-    except ValueError as exc:
-        raise InputError(f"--data is not valid JSON: {exc}") from None
-    tx = engine.signal(validate_workflow_id(args.id), args.name, data)
-    consumed = any(type(e).__name__ == "SignalConsumed" for e in tx.appended)
-    print(f"signal '{args.name}' recorded for {args.id}" + (" and taken by a waiting step" if consumed else
-                                                           " (buffered until a step waits for it)"))
+    workflow_id = validate_workflow_id(args.id)
+    data = parse_data(args.data)
+    tx = engine.signal(workflow_id, args.name, data)
+    consumed = any(isinstance(e, ev.SignalConsumed) for e in tx.appended)
+    print(f"signal '{args.name}' recorded for {workflow_id}" + (" and taken by a waiting step" if consumed else
+                                                              " (buffered until a step waits for it)"))
+    awaited = waited_signals(tx.state.flow)
+    if args.name not in awaited:
+        known = ", ".join(sorted(awaited)) or "none"
+        sys.stderr.write(f"warning: flow {tx.state.flow.name} never waits for signal '{args.name}' "
+                         f"(it waits for: {known}); it stays buffered and unused\n")
     _note_supervisor(engine)
     return 0
+
+
+def waited_signals(flow: ir.Flow) -> set[str]:
+    """Every signal name a ``wait signal`` step of ``flow`` waits for."""
+    names: set[str] = set()
+    stack: list[object] = [flow]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ir.WaitSignal):
+            names.add(node.signal)
+        elif is_dataclass(node):
+            stack.extend(getattr(node, f.name) for f in fields(node))
+        elif isinstance(node, (tuple, list)):
+            stack.extend(node)
+    return names
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -54,6 +73,5 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note_supervisor(engine) -> None:
-    if supervisor_running(engine) is None:
-        sys.stderr.write("note: no supervisor is running; it takes effect when one starts (`lf supervise`)\n")
+def _note_supervisor(engine: Engine) -> None:
+    note_supervisor(engine, "it takes effect when one starts (`lf supervise`)")

@@ -12,6 +12,7 @@ import sys
 from localflow import __version__
 from localflow.cli import control, graph, read, start, supervise, validate
 from localflow.errors import FlowSyntaxError, LocalFlowError
+from localflow.store.atomic import storage_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the machine refused (full disk, permissions): a clear line, not a traceback
+        error = storage_error("complete the command at", exc.filename or "the LocalFlow home", exc)
+        sys.stderr.write(f"error: {error}\n")
+        return error.exit_code
 
 
 if __name__ == "__main__":

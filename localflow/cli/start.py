@@ -9,12 +9,11 @@ exits 0 if the workflow completed, 1 if it failed.
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
 
 from localflow.cli import render
-from localflow.cli.common import add_json_flag, console, engine_for, parse_input, print_json
+from localflow.cli.common import add_json_flag, console, engine_for, note_supervisor, parse_input, print_json
 from localflow.core.state import WorkflowState
 from localflow.core.timefmt import to_iso
 from localflow.engine import Engine
@@ -45,14 +44,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_start(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     workflow_id = engine.start(args.flow, parse_input(args.input, args.pairs), args.id)
-    holder = supervisor_running(engine)
+    if not args.json:
+        print(workflow_id, flush=True)
+    holder = note_supervisor(engine, "nothing runs it yet: start one with `lf supervise` "
+                                     "(or use `lf run` next time)")
     if args.json:
         print_json({"id": workflow_id, "supervisor": holder})
-    else:
-        print(workflow_id)
-    if holder is None:
-        sys.stderr.write("note: no supervisor is running, so nothing runs it yet: start one with "
-                         "`lf supervise` (or use `lf run` next time)\n")
     return 0
 
 

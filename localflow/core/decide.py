@@ -42,7 +42,8 @@ from localflow.core import events as ev
 from localflow.core import expr, retry
 from localflow.core.state import UNDO_PREFIX, Frame, StepState, WorkflowState
 from localflow.core.timefmt import format_duration, to_iso
-from localflow.errors import ExpressionError
+from localflow.core.jsonvalue import check_command
+from localflow.errors import ExpressionError, InvalidValue
 
 UNDO_MAX_ATTEMPTS = 3
 
@@ -82,9 +83,14 @@ def decide(state: WorkflowState) -> list:
         stmt = frame.current
         try:
             commands = _HANDLERS[type(stmt)](stmt, frame, batch)
+            for command in commands:
+                check_command(command, ev.recorded_name(command))
         except ExpressionError as exc:
             commands = _abort(state, {"kind": "expression", "message": exc.message,
                                       "step": _key(stmt, frame), "line": exc.line or stmt.line})
+        except InvalidValue as exc:
+            commands = _abort(state, {"kind": "value", "message": str(exc),
+                                      "step": _key(stmt, frame), "line": stmt.line})
         if commands:
             return commands
     return []

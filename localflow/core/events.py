@@ -43,6 +43,7 @@ class WorkflowStarted(Event):
     flow_source: str
     input: JSON
     parent: JSON = None  # {"workflow_id", "step"} when started as a child flow
+    request: JSON = None  # {"file", "identity"} when started by a drop-folder request
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -357,6 +358,11 @@ def record_command(command: Command, seq: int, ts: int) -> Event:
     if isinstance(command, StartTimer):
         values["fire_at"] = ts + command.duration_ms
     return _RECORDED_AS[type(command)](seq=seq, ts=ts, **values)
+
+
+def recorded_name(command: Command) -> str:
+    """The name of the event a command is recorded as (what users see in histories)."""
+    return _RECORDED_AS[type(command)].__name__
 
 
 def command_of(event: Event) -> Command:

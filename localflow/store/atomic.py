@@ -1,6 +1,8 @@
 """Files that must be whole: tmp -> fsync -> rename -> fsync(dir), and the fsync helpers.
 
-The history is the one file that is appended instead (see history.py).
+The history is the one file that is appended instead (see history.py). Every
+function that works under var/ takes the *anchor* (normally var/) below which no
+symlink is followed (store/safe.py).
 """
 
 from __future__ import annotations
@@ -8,15 +10,19 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Union
 
-from localflow.errors import StorageError
+from localflow.errors import StorageError, UnsafePath
+from localflow.store import safe
+from localflow.store.safe import DIR_MODE, FILE_MODE
 
 TMP_SUFFIX = ".tmp"
-FILE_MODE = 0o600
-DIR_MODE = 0o700
+
+__all__ = ["DIR_MODE", "FILE_MODE", "TMP_SUFFIX", "ensure_dir", "fsync_dir", "remove", "storage_error",
+           "sweep_tmp", "write_atomic"]
 
 
-def storage_error(action: str, path: Path | str, exc: OSError) -> StorageError:
+def storage_error(action: str, path: Union[Path, str], exc: OSError) -> StorageError:
     if exc.errno == errno.ENOSPC:
         hint = "the disk is full; free some space and retry"
     elif exc.errno in (errno.EACCES, errno.EPERM):
@@ -27,50 +33,78 @@ def storage_error(action: str, path: Path | str, exc: OSError) -> StorageError:
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def ensure_dir(path: Path) -> None:
-    """Create a private directory (and parents) if missing, fsyncing the parent when created."""
-    if path.is_dir():
-        return
+def ensure_dir(path: Path, anchor: Union[Path, None] = None) -> None:
+    """Create a private directory if missing (parents too), fsyncing each parent it changes.
+
+    Below ``anchor`` no symlink is followed; with no anchor (var/ itself) the path is
+    taken as it is.
+    """
     try:
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        fsync_dir(path.parent)
+        if anchor is None:
+            if not path.is_dir():
+                path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                fsync_dir(path.parent)
+            return
+        with safe.directory(anchor, path, create=True):
+            pass
+    except UnsafePath:
+        raise
     except OSError as exc:
         raise storage_error("create directory", path, exc) from exc
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, anchor: Path) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old file or the new, never half."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    tmp = f"{path.name}.{os.getpid()}{TMP_SUFFIX}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        with safe.directory(anchor, path.parent) as dir_fd:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
+                         dir_fd=dir_fd)
+            try:
+                os.fchmod(fd, FILE_MODE)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                os.unlink(tmp, dir_fd=dir_fd)
+                raise
+            finally:
+                os.close(fd)
+            os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            os.fsync(dir_fd)
+    except UnsafePath:
+        raise
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         raise storage_error("write", path, exc) from exc
+
+
+def remove(path: Path, anchor: Path) -> bool:
+    """Unlink ``path`` (never through a symlinked directory) and fsync its directory; False if absent."""
+    try:
+        with safe.directory(anchor, path.parent) as dir_fd:
+            os.unlink(path.name, dir_fd=dir_fd)
+            os.fsync(dir_fd)
+    except FileNotFoundError:
+        return False
+    except UnsafePath:
+        raise
+    except OSError as exc:
+        raise storage_error("remove", path, exc) from exc
+    return True
 
 
 def sweep_tmp(directory: Path) -> list[Path]:
     """Remove leftovers of interrupted atomic writes; returns what was removed."""
-    removed = []
-    if not directory.is_dir():
+    removed: list[Path] = []
+    if directory.is_symlink() or not directory.is_dir():
         return removed
     for entry in directory.iterdir():
         if entry.name.endswith(TMP_SUFFIX) and not entry.is_symlink():

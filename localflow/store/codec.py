@@ -12,9 +12,10 @@ import json
 import zlib
 from typing import Any
 
+from localflow.core.jsonvalue import MAX_EVENT_BYTES
 from localflow.errors import PayloadTooLarge
 
-MAX_LINE_BYTES = 8 * 1024 * 1024
+MAX_LINE_BYTES = MAX_EVENT_BYTES
 _LEADING = ("seq", "ts", "type")
 
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localflow.errors import ConflictError, HistoryCorruptError, PayloadTooLarge, WorkflowExists
-from localflow.store import codec
+from localflow.errors import ConflictError, HistoryCorruptError, PayloadTooLarge, UnsafePath, WorkflowExists
+from localflow.store import codec, safe
 from localflow.store.atomic import FILE_MODE, fsync_dir, storage_error
 
 MAX_HISTORY_BYTES = 64 * 1024 * 1024
@@ -46,23 +46,17 @@ class HistoryRead:
         return self.records[-1]["seq"] if self.records else self.base_seq
 
 
+def _anchor(path: Path) -> Path:
+    """The var/ of ``<var>/workflows/<id>/history.jsonl``: nothing below it is followed if a symlink."""
+    return path.parents[2] if len(path.parents) > 2 else path.parent
+
+
 def _open_nofollow(path: Path, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    return safe.open_file(_anchor(path), path, flags, FILE_MODE)
 
 
 def read_bytes(path: Path, offset: int = 0) -> bytes:
-    fd = _open_nofollow(path, os.O_RDONLY)
-    try:
-        if offset:
-            os.lseek(fd, offset, os.SEEK_SET)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
+    return safe.read_bytes(_anchor(path), path, offset)
 
 
 def parse(path: Path, data: bytes, base_seq: int = 0, base_size: int = 0) -> HistoryRead:
@@ -147,19 +141,24 @@ def repair_torn_tail(current: HistoryRead) -> None:
     if not current.torn:
         return
     keep = current.path.with_name(f"{current.path.name}.torn-{current.valid_size}")
-    fd = _open_nofollow(keep, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        os.write(fd, current.torn)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fd = _open_nofollow(current.path, os.O_WRONLY)
-    try:
-        os.ftruncate(fd, current.valid_size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(current.path.parent)
+        fd = _open_nofollow(keep, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            os.write(fd, current.torn)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fd = _open_nofollow(current.path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, current.valid_size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_dir(current.path.parent)
+    except UnsafePath:
+        raise
+    except OSError as exc:
+        raise storage_error("repair the torn tail of", current.path, exc) from exc
     current.torn = b""
 
 

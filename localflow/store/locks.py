@@ -8,15 +8,17 @@ no lock lifetime is used: the append lock must never expire under a writer.
 
 from __future__ import annotations
 
+import errno
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Union
 
 from filelock import FileLock, Timeout
 
-from localflow.errors import LocalFlowError
-from localflow.store.atomic import FILE_MODE
+from localflow.errors import LocalFlowError, UnsafePath
+from localflow.store import safe
+from localflow.store.atomic import FILE_MODE, storage_error
 
 LOCK_TIMEOUT_S = 60.0
 
@@ -41,8 +43,15 @@ def _entry(path: Path) -> tuple[threading.Lock, FileLock]:
 
 
 @contextmanager
-def hold(path: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold the lock at ``path`` (thread- and process-exclusive) for the block."""
+def hold(path: Path, timeout: float = LOCK_TIMEOUT_S, anchor: Union[Path, None] = None) -> Iterator[None]:
+    """Hold the lock at ``path`` (thread- and process-exclusive) for the block.
+
+    Nothing between ``anchor`` (default: the var/ above ``<var>/workflows/<id>/lock``)
+    and the lock file may be a symlink: filelock opens the path itself, so it is
+    checked first, and filelock's own O_NOFOLLOW refusal is reported the same way.
+    """
+    anchor = anchor if anchor is not None else path.parents[2]
+    safe.check(anchor, path)
     thread_lock, file_lock = _entry(path)
     if not thread_lock.acquire(timeout=timeout):
         raise LockTimeout(path, timeout)
@@ -51,6 +60,10 @@ def hold(path: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
             file_lock.acquire(timeout=timeout)
         except Timeout:
             raise LockTimeout(path, timeout) from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafePath(str(path), "it is a symlink or not a regular file") from None
+            raise storage_error("lock", path, exc) from None
         try:
             yield
         finally:

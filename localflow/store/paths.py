@@ -29,7 +29,7 @@ _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.\[\]-]")
 
 def validate_workflow_id(workflow_id: str) -> str:
     """Return the id if it is safe to use as a directory name, else raise InvalidWorkflowId."""
-    if not isinstance(workflow_id, str) or not WORKFLOW_ID_RE.match(workflow_id):
+    if not isinstance(workflow_id, str) or not WORKFLOW_ID_RE.fullmatch(workflow_id):
         raise InvalidWorkflowId(str(workflow_id))
     if workflow_id in (".", "..") or ".." in workflow_id:
         raise InvalidWorkflowId(workflow_id)
@@ -49,7 +49,7 @@ class TimerMarker:
 
 def parse_timer_marker(name: str) -> TimerMarker | None:
     """The marker a file name stands for, or None for anything else (tmp files, strays)."""
-    match = _TIMER_RE.match(name)
+    match = _TIMER_RE.fullmatch(name)
     if match is None:
         return None
     return TimerMarker(int(match.group(1)), match.group(2), int(match.group(3)))

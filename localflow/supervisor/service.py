@@ -14,6 +14,7 @@ start), release the lock.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -24,10 +25,12 @@ from typing import Callable, Union
 from filelock import FileLock, Timeout
 
 from localflow.engine import Engine
-from localflow.errors import LocalFlowError, SupervisorRunning
+from localflow.errors import LocalFlowError, SupervisorRunning, UnsafePath
 from localflow.present import describe
 from localflow.store import timers as timer_store
-from localflow.store.atomic import sweep_tmp, write_atomic
+from localflow.store import safe
+from localflow.store.atomic import remove, storage_error, sweep_tmp, write_atomic
+from localflow.store.creation import sweep_staging
 from localflow.supervisor.dropfolder import DropFolder
 from localflow.supervisor.executor import Executor
 from localflow.supervisor.watch import Hints, start_observer
@@ -41,42 +44,74 @@ class ExecutorSlot:
     def __init__(self, engine: Engine, role: str) -> None:
         self.engine = engine
         self.role = role
-        self._lock = FileLock(str(engine.paths.supervisor_lock), mode=0o600)
+        self._lock = _slot_lock(engine)
 
     def acquire(self) -> None:
         self.engine.ensure_layout()
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
-            raise SupervisorRunning(self.engine.display(self.engine.paths.supervisor_lock), holder(self.engine)) from None
+            raise SupervisorRunning(self.engine.display(self.engine.paths.supervisor_lock),
+                                    holder(self.engine, wait_s=_HOLDER_WAIT_S)) from None
+        except OSError as exc:
+            raise _lock_error(self.engine, exc) from None
         info = {"pid": os.getpid(), "role": self.role, "since": self.engine.clock()}
-        write_atomic(self.engine.paths.supervisor_info, json.dumps(info).encode())
+        try:
+            write_atomic(self.engine.paths.supervisor_info, json.dumps(info).encode(), self.engine.paths.var_dir)
+        except LocalFlowError:
+            self._lock.release()
+            raise
 
     def release(self) -> None:
         try:
-            self.engine.paths.supervisor_info.unlink()
-        except FileNotFoundError:
+            remove(self.engine.paths.supervisor_info, self.engine.paths.var_dir)
+        except LocalFlowError:
             pass
         self._lock.release()
 
 
-def holder(engine: Engine) -> str:
-    try:
-        info = json.loads(engine.paths.supervisor_info.read_text())
-        return f"{info.get('role', 'supervisor')} pid {info.get('pid')}"
-    except (OSError, ValueError):
-        return "pid unknown"
+_HOLDER_WAIT_S = 2.0
+
+
+def _slot_lock(engine: Engine) -> FileLock:
+    safe.check(engine.paths.var_dir, engine.paths.supervisor_lock)
+    return FileLock(str(engine.paths.supervisor_lock), mode=0o600)
+
+
+def _lock_error(engine: Engine, exc: OSError) -> LocalFlowError:
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return UnsafePath(str(engine.paths.supervisor_lock), "it is a symlink or not a regular file")
+    return storage_error("lock", engine.paths.supervisor_lock, exc)
+
+
+def holder(engine: Engine, wait_s: float = 0.0) -> str:
+    """Who holds the executor slot, as recorded in var/supervisor.json.
+
+    The holder writes that file just after it takes the lock, so a caller that lost
+    the race may look a moment too early: it waits up to ``wait_s`` for the file.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            info = json.loads(safe.read_bytes(engine.paths.var_dir, engine.paths.supervisor_info))
+            return f"{info.get('role', 'supervisor')} pid {info.get('pid')}"
+        except (OSError, ValueError, LocalFlowError, AttributeError):
+            if time.monotonic() >= deadline:
+                return "pid unknown"
+            time.sleep(0.05)
 
 
 def supervisor_running(engine: Engine) -> Union[str, None]:
     """Who holds the executor slot, or None if nobody does."""
-    lock = FileLock(str(engine.paths.supervisor_lock), mode=0o600)
     if not engine.paths.var_dir.is_dir():
         return None
+    lock = _slot_lock(engine)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return holder(engine)
+        return holder(engine, wait_s=_HOLDER_WAIT_S)
+    except OSError as exc:
+        raise _lock_error(engine, exc) from None
     lock.release()
     return None
 
@@ -102,6 +137,8 @@ class Supervisor:
         try:
             for directory in (self.paths.timers_dir, self.paths.registry_dir):
                 sweep_tmp(directory)
+            for name in sweep_staging(self.paths.workflows_dir):
+                self.log(f"removed {name}: a workflow creation that never finished")
             hints = Hints(self.paths, self.executor.mark_dirty, self._on_marker, self._on_drop, self.log)
             observer = start_observer(self.paths, hints)
             self._scan_drops(startup=True)

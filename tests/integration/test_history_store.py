@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from localflow.errors import ConflictError, HistoryCorruptError, WorkflowExists
+from localflow.errors import ConflictError, HistoryCorruptError, UnsafePath, WorkflowExists
 from localflow.store import history
 
 
@@ -89,5 +89,5 @@ def test_history_behind_a_symlink_is_not_followed(path, tmp_path):
     target = tmp_path / "elsewhere.jsonl"
     target.write_bytes(b"")
     os.symlink(target, path)
-    with pytest.raises(OSError):
+    with pytest.raises(UnsafePath, match="symlink"):
         history.read(path)

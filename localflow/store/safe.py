@@ -1,0 +1,141 @@
+"""Opening and creating files under var/ without ever following a symlink (ARCHITECTURE rule 10).
+
+``var/`` itself may be a symlink (a user may keep state on another disk); below
+it, every directory on the way to a file is opened relative to its parent's
+descriptor with ``O_NOFOLLOW | O_DIRECTORY``, and the file itself with
+``O_NOFOLLOW``. A symlink, or a file where a directory belongs, raises
+``UnsafePath`` naming the path: LocalFlow never reads or writes through it.
+
+Callers name the *anchor*, the directory the walk starts from (normally
+``var/``); everything between it and the target is checked. Descriptors are
+closed before returning, except the one handed back.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from localflow.errors import UnsafePath
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_REFUSED = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)
+
+
+def _parts(anchor: Path, directory: Path) -> tuple[str, ...]:
+    try:
+        return Path(directory).relative_to(anchor).parts
+    except ValueError:
+        raise UnsafePath(str(directory), f"it is not inside {anchor}") from None
+
+
+def _refusal(path: Path, exc: OSError) -> UnsafePath:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        mode = 0
+    what = "it is a symlink" if stat.S_ISLNK(mode) else "it is not the kind of file LocalFlow expects there"
+    return UnsafePath(str(path), what)
+
+
+@contextmanager
+def directory(anchor: Path, target: Path, create: bool = False) -> Iterator[int]:
+    """A descriptor of ``target``, every component below ``anchor`` opened without following links.
+
+    With ``create``, missing directories are made (0700) and their parents fsynced.
+    """
+    fd = os.open(anchor, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    here = Path(anchor)
+    try:
+        for name in _parts(anchor, target):
+            here = here / name
+            fd = _step_into(fd, name, here, create)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _step_into(parent_fd: int, name: str, path: Path, create: bool) -> int:
+    """Open ``name`` under ``parent_fd`` as a directory (creating it if asked); closes the parent."""
+    try:
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+        try:
+            os.mkdir(name, DIR_MODE, dir_fd=parent_fd)
+        except FileExistsError:
+            pass  # someone else made it: open it like any other
+        child = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        os.fchmod(child, DIR_MODE)  # whatever the umask said
+        os.fsync(parent_fd)
+        return child
+    except OSError as exc:
+        if exc.errno in _REFUSED:
+            raise _refusal(path, exc) from None
+        raise
+    finally:
+        os.close(parent_fd)
+
+
+def open_file(anchor: Path, path: Path, flags: int, mode: int = FILE_MODE) -> int:
+    """``os.open`` of ``path`` with no symlink followed anywhere below ``anchor``."""
+    path = Path(path)
+    with directory(anchor, path.parent) as dir_fd:
+        try:
+            return os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno in _REFUSED:
+                raise _refusal(path, exc) from None
+            raise
+
+
+def check(anchor: Path, path: Path) -> None:
+    """Raise UnsafePath if ``path`` or a directory between ``anchor`` and it is a symlink.
+
+    For paths handed to code that opens them itself (filelock); a missing path passes.
+    """
+    here = Path(anchor)
+    for name in _parts(anchor, path):
+        here = here / name
+        try:
+            mode = os.lstat(here).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(mode):
+            raise UnsafePath(str(here), "it is a symlink")
+
+
+def read_bytes(anchor: Path, path: Path, offset: int = 0) -> bytes:
+    fd = open_file(anchor, path, os.O_RDONLY)
+    try:
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def write_new(anchor: Path, path: Path, data: bytes) -> None:
+    """Create (or truncate) a private file holding ``data`` and fsync it."""
+    fd = open_file(anchor, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
