@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rich.text import Text
+
 from localflow.cli import render
 from localflow.cli.common import add_json_flag, console, engine_for, print_json
 from localflow.core import events as ev
@@ -54,9 +56,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         else:
             out.print("no workflows yet: start one with `lf run FLOW` or `lf start FLOW`")
     err = console()
+    err.stderr = True
     for problem in problems:
-        err.stderr = True
-        err.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False)
+        err.print(Text.assemble(("warning:", "yellow"), " ", problem), highlight=False)
     return 0
 
 
