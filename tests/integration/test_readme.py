@@ -1,0 +1,56 @@
+"""The README's shell walk-throughs, run as written, in a fresh home with the real `lf`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def _section(title: str) -> str:
+    start = README.index(f"## {title}")
+    end = README.find("\n## ", start + 1)
+    return README[start:end if end != -1 else None]
+
+
+def _sh_blocks(text: str) -> list[str]:
+    return re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M)
+
+
+@pytest.mark.slow
+def test_the_saga_walk_through_runs_as_written(tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(REPO / "flows", home / "flows")
+    approve, cancel = _sh_blocks(_section("A saga: PurchaseSaga"))[-2:]
+    script = f"set -e\n{approve}\necho '=== cancel'\n{cancel}\nwait\n"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "COLUMNS": "200"}
+
+    done = subprocess.run(["bash", "-c", script], cwd=home, env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    approved, cancelled = done.stdout.split("=== cancel")
+    assert "approval" in approved and "TRK-A-1" in approved
+    assert "undo:charge" in cancelled and "RC-A-2" in cancelled and "undo:reserve" in cancelled
+    assert cancelled.index("undo:charge") < cancelled.index("undo:reserve")
+    assert "stopped" in (home / "supervisor.log").read_text()
+
+
+def test_the_grep_example_counts_event_types_across_workflows(tmp_path):
+    line = next(l for l in README.splitlines() if "uniq -c" in l)
+    command = line.split("$ ", 1)[1]
+    for n in (1, 2):
+        history = tmp_path / "var" / "workflows" / f"PurchaseFlow-{n}" / "history.jsonl"
+        history.parent.mkdir(parents=True)
+        history.write_text('{"seq":1,"type":"WorkflowStarted"}\n{"seq":2,"type":"WorkflowCompleted"}\n')
+
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True)
+
+    assert done.stdout.split() == ["2", '"type":"WorkflowCompleted"', "2", '"type":"WorkflowStarted"']
