@@ -3,8 +3,11 @@
 The attempt's stdin is a file holding its JSON input (kept next to the history
 with its stdout and stderr, so ``cat`` shows what an attempt saw and said).
 The environment carries LF_WORKFLOW_ID, LF_STEP, LF_ATTEMPT and
-LF_IDEMPOTENCY_KEY (the same for every attempt of a step). A timeout or a
-cancel sends SIGTERM to the whole group, waits a grace period, then SIGKILL.
+LF_IDEMPOTENCY_KEY (the same for every attempt of a step), and
+LF_ATTEMPT_TAG, which marks every process of the attempt (see proctree). A
+timeout or a cancel sends SIGTERM to the group and to every process of the
+attempt, waits a grace period, then SIGKILL; when the leader exits, whatever it
+left behind is killed.
 
 stdout that parses as JSON is the result; other text is kept as a string
 (whitespace stripped). Exit 0 is success. This module never touches histories.
@@ -21,6 +24,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
+
+from localflow.core.jsonvalue import MAX_DEPTH, check_value
+from localflow.errors import InvalidValue
+from localflow.store import safe
+from localflow.runner.proctree import (
+    TAG_VAR,
+    attempt_tag,
+    kill_attempt,
+    process_start_time,
+    terminate_attempt,
+)
 
 MAX_RESULT_BYTES = 1024 * 1024
 DEFAULT_GRACE_S = 5.0
@@ -40,10 +54,20 @@ class AttemptSpec:
     stdout_path: Path
     stderr_path: Path
     grace_s: float = DEFAULT_GRACE_S
+    var_dir: Union[Path, None] = None  # below it no symlink is followed (default: the home's var/)
+
+    def __post_init__(self) -> None:
+        if self.var_dir is None:
+            object.__setattr__(self, "var_dir", Path(self.cwd) / "var")
 
     @property
     def idempotency_key(self) -> str:
         return f"{self.workflow_id}:{self.step}"
+
+    @property
+    def attempt_tag(self) -> str:
+        """The LF_ATTEMPT_TAG of this attempt's processes; ``cwd`` is the LocalFlow home."""
+        return attempt_tag(self.cwd, self.workflow_id, self.step, self.attempt)
 
 
 @dataclass(frozen=True)
@@ -54,32 +78,14 @@ class AttemptOutcome:
     duration_ms: int = 0
 
 
-def process_start_time(pid: int) -> Union[str, None]:
-    """The kernel's start time of ``pid`` (Linux /proc), to tell a live process from a recycled pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = stat[stat.rfind(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
+def kill_orphaned_attempt(tag: str, pid: Union[int, None], proc_start: Union[str, None]) -> int:
+    """Kill every process of an attempt a crashed (or never recorded) executor left behind.
 
-
-def kill_orphan(pid: int, pgid: int, proc_start: Union[str, None]) -> bool:
-    """Kill the process group of an attempt left behind by a crashed executor.
-
-    Only when the group leader is still the process that was recorded (same
-    start time), so a recycled pid is never signalled. Returns True if killed.
+    Tagged processes always; the leader's session (the leader included) only when the
+    recorded start time proves it is still the attempt's, so a recycled pid is never
+    signalled. Returns how many processes were killed.
     """
-    current = process_start_time(pid)
-    if current is None or proc_start is None or current != proc_start:
-        return False  # gone, or not provably the same process: never signal a stranger
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    return len(kill_attempt(tag, pid, proc_start))
 
 
 class RunningAttempt:
@@ -90,8 +96,6 @@ class RunningAttempt:
         self._cancelled = threading.Event()
         self._cancel_reason = ("interrupted", "stopped: the executor shut down while it ran")
         self._started = time.monotonic()
-        spec.stdout_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_private(spec.stdin_path, json.dumps(spec.stdin).encode("utf-8"))
         env = dict(os.environ)
         env.update(
             LF_WORKFLOW_ID=spec.workflow_id,
@@ -99,29 +103,53 @@ class RunningAttempt:
             LF_ATTEMPT=str(spec.attempt),
             LF_IDEMPOTENCY_KEY=spec.idempotency_key,
         )
-        with open(spec.stdin_path, "rb") as stdin, _open_private(spec.stdout_path) as out, _open_private(
-            spec.stderr_path
-        ) as err:
-            self.process = subprocess.Popen(
-                [str(a) for a in spec.argv],
-                stdin=stdin,
-                stdout=out,
-                stderr=err,
-                cwd=spec.cwd,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
+        env[TAG_VAR] = spec.attempt_tag
+        # The three files are opened under var/ without following any symlink, and stdout and
+        # stderr stay open so the outcome is read from what the process wrote, not from a path.
+        self._out, self._err = _open_logs(spec)
+        try:
+            stdin = _open_log(spec, spec.stdin_path)
+            try:
+                _write_all(stdin, json.dumps(spec.stdin).encode("utf-8"))
+                os.lseek(stdin, 0, os.SEEK_SET)
+                self.process = subprocess.Popen(
+                    [str(a) for a in spec.argv],
+                    stdin=stdin,
+                    stdout=self._out,
+                    stderr=self._err,
+                    cwd=spec.cwd,
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            finally:
+                os.close(stdin)
+        except BaseException:
+            self._close_logs()
+            raise
         self.pid = self.process.pid
         self.pgid = self.pid
         self.proc_start = process_start_time(self.pid)
 
     def cancel(self, kind: str = "interrupted", message: str = "stopped: the executor shut down while it ran") -> None:
-        """Stop the attempt (TERM to its group, grace, KILL); it ends as a failure of ``kind``."""
+        """Stop the attempt (TERM to its processes, grace, KILL); it ends as a failure of ``kind``."""
         self._cancel_reason = (kind, message)
         self._cancelled.set()
 
     def wait(self) -> AttemptOutcome:
+        try:
+            return self._wait()
+        finally:
+            self._close_logs()
+
+    def _close_logs(self) -> None:
+        for fd in (self._out, self._err):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _wait(self) -> AttemptOutcome:
         deadline = self._started + self.spec.timeout_ms / 1000
         while True:
             remaining = deadline - time.monotonic()
@@ -139,17 +167,22 @@ class RunningAttempt:
             return self._finished(code)
 
     def _stop_group(self) -> None:
-        _signal_group(self.pgid, signal.SIGTERM)
+        # One SIGTERM each (a second may cut a graceful exit short); the group alone where nothing
+        # can be found (no /proc), or when everything already ended.
+        if not terminate_attempt(self.spec.attempt_tag, self.pid, self.proc_start):
+            _signal_group(self.pgid, signal.SIGTERM)
         try:
             self.process.wait(timeout=self.spec.grace_s)
         except subprocess.TimeoutExpired:
             pass
-        _signal_group(self.pgid, signal.SIGKILL)
+        self._kill_leftovers()
         self.process.wait()
 
     def _kill_leftovers(self) -> None:
-        # Children the activity left in its group would outlive the attempt; the attempt is over.
+        # Whatever the activity left behind would outlive the attempt; the attempt is over. The group
+        # is signalled too, for systems without /proc, where nothing else can be found.
         _signal_group(self.pgid, signal.SIGKILL)
+        kill_attempt(self.spec.attempt_tag, self.pid, self.proc_start)
 
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self._started) * 1000)
@@ -160,19 +193,19 @@ class RunningAttempt:
 
     def _finished(self, code: int) -> AttemptOutcome:
         if code != 0:
-            reported = _reported_error(self.spec.stdout_path)
+            reported = _reported_error(self._out)
             if reported:  # the activity named its error: keep its own words
                 outcome = self._failed("exit", reported["message"] or reported["error"], code)
                 outcome.error["type"] = reported["error"]
                 return outcome
-            tail = _tail(self.spec.stderr_path) or _tail(self.spec.stdout_path)
+            tail = _tail(self._err) or _tail(self._out)
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
             return self._failed("exit", f"{how}" + (f": {tail}" if tail else ""), code)
-        size = self.spec.stdout_path.stat().st_size
+        size = os.fstat(self._out).st_size
         if size > MAX_RESULT_BYTES:
             return self._failed("output", f"stdout is {size} bytes, over the {MAX_RESULT_BYTES}-byte result limit")
         try:
-            result = parse_result(self.spec.stdout_path.read_bytes())
+            result = parse_result(os.pread(self._out, size, 0))
         except UnusableOutput as exc:
             return self._failed("output", str(exc))
         return AttemptOutcome(True, result=result, duration_ms=self._elapsed_ms())
@@ -199,21 +232,26 @@ def parse_result(data: bytes) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except UnusableOutput:
         raise
     except RecursionError:
-        raise UnusableOutput("stdout is JSON nested too deeply to store") from None
+        raise UnusableOutput(f"stdout is JSON nested more than {MAX_DEPTH} levels deep") from None
     except ValueError:
         return text
+    try:
+        return check_value(value, "stdout")
+    except InvalidValue as exc:
+        raise UnusableOutput(str(exc)) from None
 
 
-def _reported_error(stdout_path: Path) -> dict:
+def _reported_error(stdout: int) -> dict:
     """A failing activity may print {"error": "Type", "message": "..."} on stdout to name its error."""
     try:
-        if stdout_path.stat().st_size > MAX_RESULT_BYTES:
+        size = os.fstat(stdout).st_size
+        if size > MAX_RESULT_BYTES:
             return {}
-        value = parse_result(stdout_path.read_bytes())
+        value = parse_result(os.pread(stdout, size, 0))
     except (OSError, UnusableOutput):
         return {}
     if isinstance(value, dict) and isinstance(value.get("error"), str):
@@ -234,22 +272,34 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _open_private(path: Path):
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "wb")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    with _open_private(path) as handle:
-        handle.write(data)
-
-
-def _tail(path: Path) -> str:
+def _open_logs(spec: AttemptSpec) -> tuple[int, int]:
+    out = _open_log(spec, spec.stdout_path)
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(size - 4096, 0))
-            text = handle.read().decode("utf-8", "replace").strip()
+        return out, _open_log(spec, spec.stderr_path)
+    except BaseException:
+        os.close(out)
+        raise
+
+
+def _open_log(spec: AttemptSpec, path: Path) -> int:
+    """A fresh private file in the attempt's logs/ folder, never through a symlink."""
+    with safe.directory(spec.var_dir, path.parent, create=True) as logs:
+        fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=logs)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _tail(fd: int) -> str:
+    try:
+        size = os.fstat(fd).st_size
+        text = os.pread(fd, 4096, max(size - 4096, 0)).decode("utf-8", "replace").strip()
     except OSError:
         return ""
     lines = [line for line in text.splitlines() if line.strip()]

@@ -55,10 +55,12 @@ def directory(anchor: Path, target: Path, create: bool = False) -> Iterator[int]
     try:
         for name in _parts(anchor, target):
             here = here / name
-            fd = _step_into(fd, name, here, create)
+            parent, fd = fd, -1  # _step_into closes the parent, whatever happens
+            fd = _step_into(parent, name, here, create)
         yield fd
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def _step_into(parent_fd: int, name: str, path: Path, create: bool) -> int:

@@ -33,11 +33,12 @@ from localflow.core import events as ev
 from localflow.core.state import Attempt, StepState, WorkflowState
 from localflow.engine import Engine
 from localflow.errors import LocalFlowError, WorkflowExists, WorkflowNotFound
+from localflow.runner.proctree import attempt_tag
 from localflow.runner.subprocess_runner import (
     DEFAULT_GRACE_S,
     AttemptSpec,
     RunningAttempt,
-    kill_orphan,
+    kill_orphaned_attempt,
     spawn_failure,
 )
 from localflow.store import timers as timer_store
@@ -128,10 +129,17 @@ class Executor:
             if self._is_running(state.workflow_id, step, attempt.number):
                 continue
             wanted = state.wanted(state.steps[step])
+            name = f"{state.workflow_id}: {step} attempt {attempt.number}"
+            # every process of the attempt, by its tag and (if the history names it) its session
+            killed = kill_orphaned_attempt(attempt_tag(self.paths.home, state.workflow_id, step, attempt.number),
+                                           attempt.pid, attempt.proc_start)
+            processes = f"{killed} process{'es' if killed != 1 else ''}"
+            if attempt.pid is None and killed:  # spawned, but a crash came before its pid was recorded
+                self.log(f"{name} was started but its pid never recorded; killed {processes} of it")
             if attempt.pid is not None:
-                killed = kill_orphan(attempt.pid, attempt.pgid or attempt.pid, attempt.proc_start)
-                what = f"killed its process group {attempt.pgid}" if killed else f"its process {attempt.pid} was gone"
-                self.log(f"{state.workflow_id}: {step} attempt {attempt.number} was orphaned; {what}")
+                what = (f"killed {processes} of it" if killed
+                        else f"its process {attempt.pid} was gone, nothing of it left")
+                self.log(f"{name} was orphaned; {what}")
                 kind, message = ("interrupted", f"its executor stopped while it ran ({what})") if wanted else (
                     "cancelled", f"cancelled ({what})")
             elif not wanted:
@@ -266,6 +274,7 @@ class Executor:
             stdout_path=self.paths.attempt_log(workflow_id, step, attempt.number, "out"),
             stderr_path=self.paths.attempt_log(workflow_id, step, attempt.number, "err"),
             grace_s=self.grace_s,
+            var_dir=self.paths.var_dir,
         )
         thread = threading.Thread(target=self._attempt, args=(key, spec), name=f"lf-{step}-{attempt.number}",
                                   daemon=True)
@@ -277,8 +286,8 @@ class Executor:
         try:
             try:
                 running = RunningAttempt(spec)
-            except (OSError, ValueError) as exc:  # not found, not executable, a NUL byte in argv
-                outcome = spawn_failure(spec, exc)
+            except (OSError, ValueError, LocalFlowError) as exc:  # not found, not executable, a NUL
+                outcome = spawn_failure(spec, exc)                  # byte in argv, a symlinked logs/
             else:
                 with self._guard:
                     self._running[key] = running
@@ -316,8 +325,8 @@ class Executor:
         """Record world events (a function of the state) and log what got appended; False if it failed."""
         try:
             tx = self.engine.transact(workflow_id, world)
-        except (LocalFlowError, ValueError) as exc:  # ValueError: a value JSON cannot store
-            self.log(f"{workflow_id}: could not record: {exc}")
+        except (LocalFlowError, ValueError, RecursionError) as exc:  # a value JSON cannot store
+            self.log(f"{workflow_id}: could not record: {exc!s:.300}")
             return False
         if tx.appended:
             self.on_events(workflow_id, tx.appended)

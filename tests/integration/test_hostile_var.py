@@ -251,3 +251,30 @@ def test_signal_with_a_torn_tail_on_a_full_disk_says_so(small_disk):
     assert done.returncode == 3 and "disk is full" in done.stderr
     _no_traceback(done)
     assert not any(r["type"] == "SignalReceived" for r in history_records(small_disk, "w"))
+
+
+def test_a_symlinked_logs_dir_fails_the_attempt_and_writes_nothing_outside(home, tmp_path, supervisor):
+    write_flow(home, "Echo", 'flow Echo\n  step say:\n    run ["echo", "hi"]\n    retry 1 every 1s\n  return say.result\n')
+    assert lf(home, "start", "Echo", "--id", "echo").returncode == 0
+    outside = _outside(tmp_path)
+    os.symlink(outside, home / "var" / "workflows" / "echo" / "logs")
+
+    supervisor()
+    wait_for(lambda: lf_json(home, "inspect", "echo")["status"] == "failed", what="the workflow to fail")
+
+    state = lf_json(home, "inspect", "echo")
+    assert [a["error"]["kind"] for a in state["steps"][0]["attempts"]] == ["spawn", "spawn"]
+    assert "logs" in state["error"]["message"] and "symlink" in state["error"]["message"]
+    assert list(outside.iterdir()) == []
+
+
+def test_a_result_nested_too_deep_fails_the_attempt_once_within_its_retry_policy(home):
+    deep = "[" * 980 + "]" * 980
+    write_flow(home, "Deep", f'flow Deep\n  step x:\n    run ["python3", "-c", "print(\'{deep}\')"]\n'
+                             "    retry 1 every 1s\n  return x.result\n")
+
+    done = lf(home, "run", "Deep", "--id", "deep", timeout=60)
+
+    assert done.returncode == 1 and "nested more than" in done.stdout
+    attempts = [r for r in history_records(home, "deep") if r["type"] == "ActivityFailed"]
+    assert [a["error"]["kind"] for a in attempts] == ["output", "output"]
