@@ -240,17 +240,34 @@ def test_start_on_a_full_disk_says_so_and_leaves_no_half_made_workflow(small_dis
     assert sorted(p.name for p in (small_disk / "var" / "workflows").iterdir()) == ["first"]
 
 
-def test_signal_with_a_torn_tail_on_a_full_disk_says_so(small_disk):
+@pytest.mark.parametrize("command", [["signal", "w", "approve"], ["cancel", "w"]])
+def test_signal_or_cancel_with_a_torn_tail_on_a_full_disk_says_so(small_disk, command):
     assert lf(small_disk, "start", "Waiter", "--id", "w").returncode == 0
     with open(small_disk / "var" / "workflows" / "w" / "history.jsonl", "ab") as handle:
         handle.write(b'{"seq":2,"ts":"2026')  # a crash's torn tail
     _fill(small_disk)
 
-    done = lf(small_disk, "signal", "w", "approve")
+    done = lf(small_disk, *command)
 
     assert done.returncode == 3 and "disk is full" in done.stderr
     _no_traceback(done)
-    assert not any(r["type"] == "SignalReceived" for r in history_records(small_disk, "w"))
+    assert [r["type"] for r in history_records(small_disk, "w")] == ["WorkflowStarted"]
+
+
+def test_two_supervisors_started_at_once_the_refusal_names_the_holder(home):
+    (home / "var").mkdir()
+    argv = [*lf_argv(home), "supervise"]
+    procs = [subprocess.Popen(argv, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        loser = wait_for(lambda: next((p for p in procs if p.poll() is not None), None), what="one to give up")
+        winner = next(p for p in procs if p is not loser)
+        message = loser.stderr.read()
+        assert loser.returncode != 0 and f"supervisor pid {winner.pid}" in message, message
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def test_a_symlinked_logs_dir_fails_the_attempt_and_writes_nothing_outside(home, tmp_path, supervisor):
