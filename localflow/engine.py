@@ -47,6 +47,7 @@ class Loaded:
 
     events: list[ev.Event]
     state: WorkflowState
+    size: int = 0  # bytes of the valid prefix the state was folded from
 
 
 @dataclass
@@ -168,10 +169,14 @@ class Engine:
                 events.append(ev.from_record(record))
             except ValueError as exc:
                 raise HistoryCorruptError(str(current.path), record["seq"], str(exc)) from None
-        try:
-            return Loaded(events, fold(events))
-        except FoldError as exc:
-            raise HistoryCorruptError(str(current.path), len(events), str(exc)) from None
+        state = None
+        for event in events:  # one at a time, so an error names the line that caused it
+            try:
+                state = evolve(state, event) if state is not None else fold([event])
+            except (FoldError, ValueError) as exc:
+                raise HistoryCorruptError(str(current.path), event.seq, str(exc)) from None
+        assert state is not None  # records are never empty here
+        return Loaded(events, state, current.valid_size)
 
     # --- writing ------------------------------------------------------------
 

@@ -17,6 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Union
 
+from localflow.errors import FoldError
+
+# JSON levels ``from_json`` follows: a parsed flow (blocks nest at most 32 deep, about four
+# JSON levels each) needs far fewer; a deeper document is a damaged or hand-made history.
+MAX_JSON_DEPTH = 200
+
 
 @dataclass(frozen=True)
 class Expr:
@@ -266,13 +272,24 @@ def to_json(node: Any) -> Any:
     return node
 
 
-def from_json(data: Any) -> Any:
-    """Inverse of ``to_json``: lists become tuples, tagged dicts become nodes."""
+def from_json(data: Any, depth: int = 0) -> Any:
+    """Inverse of ``to_json``: lists become tuples, tagged dicts become nodes.
+
+    JSON that is no flow (an unknown kind, wrong fields, nesting past ``MAX_JSON_DEPTH``)
+    raises FoldError, a ValueError: a pinned flow like that means the history is broken.
+    """
+    if depth > MAX_JSON_DEPTH:
+        raise FoldError(f"the pinned flow is nested more than {MAX_JSON_DEPTH} levels deep")
     if isinstance(data, list):
-        return tuple(from_json(item) for item in data)
+        return tuple([from_json(item, depth + 1) for item in data])
     if isinstance(data, dict) and "kind" in data:
-        cls = _NODE_TYPES.get(data["kind"])
+        kind = data["kind"]
+        cls = _NODE_TYPES.get(kind) if isinstance(kind, str) else None
         if cls is None:
-            raise ValueError(f"unknown IR node kind {data['kind']!r}")
-        return cls(**{k: from_json(v) for k, v in data.items() if k != "kind"})
+            raise FoldError(f"unknown IR node kind {kind!r}")
+        values = {k: from_json(v, depth + 1) for k, v in data.items() if k != "kind"}
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise FoldError(f"malformed IR node {kind}: {exc}") from None
     return data

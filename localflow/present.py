@@ -1,4 +1,9 @@
-"""One-line, human descriptions of events, shared by supervisor logs, `lf run` and `lf history`."""
+"""One-line, human descriptions of events, shared by supervisor logs, `lf run` and `lf history`.
+
+Also how much of a value any view shows: ``clip_text`` / ``clip_json`` keep the start of
+it (``MAX_SHOWN_CHARS``, ``MAX_SHOWN_LINES``) and say how much was left out, encoding no
+more JSON than they show, so a million-element result prints as fast as a small one.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,85 @@ from localflow.core.state import label_of
 from localflow.core.timefmt import format_duration, to_iso
 
 _MAX_VALUE = 120
+MAX_SHOWN_CHARS = 4000
+MAX_SHOWN_LINES = 200
+
+
+def clip_text(text: str, max_chars: int = MAX_SHOWN_CHARS, max_lines: int = MAX_SHOWN_LINES) -> tuple[str, int]:
+    """The start of ``text`` to show (at most ``max_chars`` characters and ``max_lines`` lines),
+    and how many characters that leaves out (0: all of it is shown)."""
+    cut = min(len(text), max_chars)
+    newline = -1
+    for _ in range(max_lines):
+        newline = text.find("\n", newline + 1, cut)
+        if newline < 0:
+            break
+    else:
+        cut = newline
+    return text[:cut], len(text) - cut
+
+
+def _encoded(value: Any, indent: int | None, enough: int) -> tuple[str, bool]:
+    """JSON text of ``value``, encoded lazily and stopped once longer than ``enough``; True when whole."""
+    separators = (",", ": ") if indent is not None else (", ", ": ")
+    chunks: list[str] = []
+    size = 0
+    try:
+        for chunk in json.JSONEncoder(ensure_ascii=False, indent=indent, separators=separators).iterencode(value):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > enough:
+                return "".join(chunks), False
+    except (RecursionError, TypeError, ValueError):
+        return "(a value that cannot be shown as JSON)", True
+    return "".join(chunks), True
+
+
+def clip_json(value: Any, indent: int | None = None, max_chars: int = MAX_SHOWN_CHARS,
+              max_lines: int = MAX_SHOWN_LINES) -> tuple[str, int]:
+    """``clip_text`` of the JSON text of ``value`` without encoding all of a huge value.
+
+    With ``indent``, a value whose indented form does not fit is shown compact instead.
+    The count of characters left out is of the compact form (measured by the C encoder).
+    """
+    text, whole = _encoded(value, indent, max_chars)
+    if whole:
+        shown, more = clip_text(text, max_chars, max_lines)
+        if not more or indent is None:
+            return shown, more
+    if indent is not None:
+        return clip_json(value, None, max_chars, max_lines)
+    shown = text[:max_chars]
+    try:
+        return shown, len(json.dumps(value, ensure_ascii=False)) - len(shown)
+    except (RecursionError, ValueError):  # too deep for the C encoder: count what was seen
+        return shown, len(text) - len(shown)
 
 
 def short_json(value: Any, limit: int = _MAX_VALUE) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    text, whole = _encoded(value, None, limit)
+    return text if whole and len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe(event: ev.Event, flow: Any = None) -> str:
-    """One line for an event; with the pinned ``flow``, control-flow events name their statement."""
+    """One line for an event; with the pinned ``flow``, control-flow events name their statement.
+
+    At most ``MAX_SHOWN_CHARS`` characters and ``MAX_SHOWN_LINES`` lines (a huge argv or
+    error message is cut, saying how much was left out).
+    """
+    text = None
     if flow is not None and hasattr(event, "at"):
         stmt = statement_at(flow, event.frame, event.at)
         if stmt is not None:
-            return _describe_flow_event(event, label_of(stmt))
-    return _describe(event)
+            text = _describe_flow_event(event, label_of(stmt))
+    shown, more = clip_text(_describe(event) if text is None else text)
+    return shown + (f" … ({more:,} more characters)" if more else "")
+
+
+def _timer_purpose(purpose: str) -> str:
+    """``retry-2`` reads "retry attempt 2"; ``signal-timeout`` "signal timeout"."""
+    kind, _, number = purpose.partition("-")
+    return f"retry attempt {number}" if kind == "retry" and number.isdigit() else purpose.replace("-", " ")
 
 
 def _describe(event: ev.Event) -> str:
@@ -44,7 +114,7 @@ def _describe(event: ev.Event) -> str:
         when = to_iso(event.fire_at)[11:19]
         if event.purpose == "sleep":
             return f"{event.step}: sleeping {format_duration(event.duration_ms)} (timer {event.timer}, until {when})"
-        return (f"{event.step}: {event.purpose.replace('-', ' attempt ')} in {format_duration(event.duration_ms)}"
+        return (f"{event.step}: {_timer_purpose(event.purpose)} in {format_duration(event.duration_ms)}"
                 f" (timer {event.timer}, at {when})")
     if isinstance(event, ev.TimerFired):
         return f"timer {event.timer} fired"

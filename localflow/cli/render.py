@@ -2,11 +2,16 @@
 
 Functions here return data or renderables and print nothing; tests render them
 into ``Console(file=io.StringIO(), width=100, color_system=None)``.
+
+Everything that comes from a workflow (ids, names, values, messages) goes into a
+renderable as ``rich.text.Text``, never as a str: rich reads a str as markup and
+emoji codes, so ``[/x]`` would crash the view and ``:smile:`` turn into a picture.
+Values are shown up to ``present.MAX_SHOWN_CHARS`` / ``MAX_SHOWN_LINES``, then a
+line says how much more there is and where to see it (the ``--json`` views are whole).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich import box
@@ -18,7 +23,7 @@ from rich.text import Text
 from localflow.core import events as ev
 from localflow.core.state import TimerState, WorkflowState
 from localflow.core.timefmt import format_duration, to_iso
-from localflow.present import describe, short_json
+from localflow.present import clip_json, clip_text, describe, short_json
 
 STATUS_STYLE = {"running": "cyan", "completed": "green", "failed": "red", "scheduled": "yellow",
                 "cancelled": "magenta"}
@@ -110,60 +115,82 @@ def _status(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
+def _see(workflow_id: str) -> str:
+    return f"see `lf inspect {workflow_id} --json`"
+
+
+def _with_note(shown: str, more: int, see: str, style: str = "") -> Text:
+    text = Text(shown, style=style)
+    if more:
+        text.append(f"\n… ({more:,} more characters; {see})", style="dim")
+    return text
+
+
+def value_text(value: Any, see: str, indent: int | None = None) -> Text:
+    """A value as JSON text, literally, cut to what a terminal can show (``see``: where the rest is)."""
+    return _with_note(*clip_json(value, indent), see)
+
+
+def plain_text(text: str, see: str, style: str = "") -> Text:
+    """Text from a workflow (a message, a description), literally, cut like ``value_text``."""
+    return _with_note(*clip_text(text), see, style)
+
+
 def list_table(states: list[WorkflowState]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, caption="times in UTC", caption_justify="right")
     for column in ("ID", "FLOW", "STATUS", "STEP", "STARTED", "LAST CHANGE"):
         table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=5 if column == "STEP" else None)
     for state in states:
-        table.add_row(state.workflow_id, state.flow.name, _status(state.status), state.current_label or "-",
-                      _local(state.started_at)[5:], _local(state.updated_at)[5:])
+        table.add_row(Text(state.workflow_id), Text(state.flow.name), _status(state.status),
+                      Text(state.current_label or "-"), _local(state.started_at)[5:], _local(state.updated_at)[5:])
     return table
 
 
 def inspect_view(state: WorkflowState) -> Group:
+    see = _see(state.workflow_id)
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column(overflow="fold")
-    head.add_row("workflow", state.workflow_id)
-    head.add_row("flow", f"{state.flow.name}  ({state.flow.file}, sha256 {state.flow_hash[:12]})")
+    head.add_row("workflow", Text(state.workflow_id))
+    head.add_row("flow", Text(f"{state.flow.name}  ({state.flow.file}, sha256 {state.flow_hash[:12]})"))
     head.add_row("status", _status(state.status))
     if state.current_label:
-        head.add_row("current step", state.current_label)
-    head.add_row("input", json.dumps(dict(state.input), ensure_ascii=False))
+        head.add_row("current step", Text(state.current_label))
+    head.add_row("input", value_text(dict(state.input), see))
     if state.status == "completed":
-        head.add_row("result", json.dumps(state.result, ensure_ascii=False))
+        head.add_row("result", value_text(state.result, see))
     if state.error:
-        head.add_row("error", Text(str(state.error.get("message")), style="red"))
+        head.add_row("error", plain_text(str(state.error.get("message")), see, style="red"))
     if state.parent:
-        head.add_row("parent", f"{state.parent['workflow_id']} (step {state.parent['step']})")
+        head.add_row("parent", Text(f"{state.parent['workflow_id']} (step {state.parent['step']})"))
     for child in (s for s in state.steps.values() if s.kind == "child"):
-        head.add_row("child", f"{child.child_id} ({child.child_flow}, step {child.step}): {child.status}")
+        head.add_row("child", Text(f"{child.child_id} ({child.child_flow}, step {child.step}): {child.status}"))
     if state.variables:
-        head.add_row("variables", json.dumps(dict(state.variables), ensure_ascii=False))
+        head.add_row("variables", value_text(dict(state.variables), see))
     waiting = [g for g in state.signals if g.consumed_by is None]
     if waiting:
-        head.add_row("buffered signals", ", ".join(g.signal for g in waiting))
+        head.add_row("buffered signals", plain_text(", ".join(g.signal for g in waiting), see))
     if state.compensating:
-        head.add_row("compensating", ", ".join(state.compensation["steps"]) or "stopping running work")
+        head.add_row("compensating", Text(", ".join(state.compensation["steps"]) or "stopping running work"))
     compensated = (state.error or {}).get("compensated")
     if compensated:
-        head.add_row("compensated", ", ".join(compensated))
+        head.add_row("compensated", Text(", ".join(compensated)))
     head.add_row("started", _local(state.started_at))
     head.add_row("ended" if state.ended_at else "last change", _local(state.ended_at or state.updated_at))
     parts: list[Any] = [head]
-    parts.append(_steps_table(state))
+    parts.append(_steps_table(state, see))
     pending = [t for t in state.pending_timers() if state.timer_wanted(t)]
     if pending:
         timers = Table(title="pending timers", title_justify="left")
         for column in ("TIMER", "FOR", "PURPOSE", "FIRES AT"):
             timers.add_column(column)
         for t in pending:
-            timers.add_row(str(t.timer), t.step, t.purpose, _local(t.fire_at))
+            timers.add_row(str(t.timer), Text(t.step), Text(t.purpose), _local(t.fire_at))
         parts.append(timers)
     return Group(*parts)
 
 
-def _steps_table(state: WorkflowState) -> Table:
+def _steps_table(state: WorkflowState, see: str) -> Table:
     table = Table(title="steps (times in UTC)", title_justify="left")
     for column in ("STEP", "ATTEMPT", "STATUS", "STARTED", "DURATION", "DETAIL"):
         table.add_column(column, overflow="fold", no_wrap=column in ("ATTEMPT", "STARTED", "DURATION"),
@@ -172,7 +199,7 @@ def _steps_table(state: WorkflowState) -> Table:
         if step.kind in ("wait", "child"):
             detail = short_json(step.result, 60) if step.outcome == "completed" else str(
                 (step.error or {}).get("message", step.child_id or "waiting"))
-            table.add_row(step.step, "-", _status(step.status), "-", "-", detail)
+            table.add_row(Text(step.step), "-", _status(step.status), "-", "-", plain_text(detail, see))
             continue
         for a in step.attempts:
             status = a.outcome or ("running" if a.started_at else "scheduled")
@@ -182,28 +209,30 @@ def _steps_table(state: WorkflowState) -> Table:
                 detail = f"{a.error.get('kind')}: {a.error.get('message')}"
             else:
                 detail = f"pid {a.pid}" if a.pid else ""
-            table.add_row(step.step, str(a.number), _status(status), _clock(a.started_at or a.scheduled_at),
-                          format_duration(a.duration_ms), detail)
+            table.add_row(Text(step.step), str(a.number), _status(status), _clock(a.started_at or a.scheduled_at),
+                          format_duration(a.duration_ms), plain_text(detail, see))
     return table
 
 
 def history_table(events: list[ev.Event], flow: Any = None) -> Table:
+    """One row per event; each description is at most ``present.MAX_SHOWN_CHARS`` long (``describe``)."""
     table = Table()
     for column in ("SEQ", "TIME", "TYPE", "DETAIL"):
         table.add_column(column, overflow="fold", no_wrap=column in ("SEQ", "TYPE"))
     for event in events:
         kind = type(event).__name__
         style = "bold" if event.decision else ""
-        table.add_row(str(event.seq), to_iso(event.ts)[11:23], Text(kind, style=style), describe(event, flow))
+        table.add_row(str(event.seq), to_iso(event.ts)[11:23], Text(kind, style=style), Text(describe(event, flow)))
     return table
 
 
 def result_panel(state: WorkflowState) -> Panel:
+    see = _see(state.workflow_id)
+    title = Text(f"{state.workflow_id} {state.status}")
     if state.status == "completed":
-        body = json.dumps(state.result, indent=2, ensure_ascii=False)
-        return Panel(body, title=f"{state.workflow_id} completed", border_style="green", expand=False)
-    message = (state.error or {}).get("message", "unknown error")
+        return Panel(value_text(state.result, see, indent=2), title=title, border_style="green", expand=False)
+    body = plain_text(str((state.error or {}).get("message", "unknown error")), see)
     compensated = (state.error or {}).get("compensated")
     if compensated:
-        message += f"\ncompensated: {', '.join(compensated)}"
-    return Panel(Text(message), title=f"{state.workflow_id} {state.status}", border_style="red", expand=False)
+        body.append(f"\ncompensated: {', '.join(compensated)}")
+    return Panel(body, title=title, border_style="red", expand=False)

@@ -90,8 +90,10 @@ def _compile_source(source: str) -> _Compiled:
         return failed(f"invalid expression: {exc.msg}", shift + ok.starts[row - 1] + col)
     except _Invalid as bad:
         return failed(bad.message, ok.index(bad.lineno, bad.col))
-    except (ValueError, RecursionError, MemoryError):
-        return failed("expression is too complex or not valid text")
+    except (RecursionError, MemoryError):  # Python's own parser gave up on the nesting
+        return failed(f"expression is nested too deeply (over {MAX_DEPTH} levels)")
+    except ValueError:
+        return failed("expression is not valid text")
     return _Compiled(tree, lines, ok.starts, shift)
 
 

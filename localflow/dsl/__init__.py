@@ -13,7 +13,7 @@ from pathlib import Path
 
 from localflow import ir
 from localflow.dsl import checks, parser
-from localflow.dsl.lexer import physical_lines
+from localflow.dsl.lexer import diagnostic, physical_lines
 from localflow.dsl.parser import DEFAULT_TIMEOUT_MS, parse_duration
 from localflow.errors import Diagnostic, FlowSyntaxError
 
@@ -50,6 +50,12 @@ def read_flow_file(path: str | os.PathLike[str], display_path: str | None = None
 def _parse(text: str, file: str, expected_name: str | None) -> ir.Flow:
     if text.startswith("\ufeff"):
         text = text[1:]
+    nul = text.find("\x00")
+    if nul >= 0:  # a binary or damaged file: say so once, where it is, rather than what it breaks
+        lines = physical_lines(text[:nul])
+        source = physical_lines(text.replace("\x00", "\u2400"))  # shown as a visible symbol, same column
+        raise FlowSyntaxError([diagnostic(file, source, len(lines), len(lines[-1]) + 1,
+                                          "the flow file contains a NUL byte")])
     flow, diagnostics = parser.parse(text, file, expected_name)
     if flow is not None:
         diagnostics += checks.check_flow(flow, physical_lines(text), file)

@@ -28,9 +28,10 @@ from localflow.dsl.lexer import IDENT, LogicalLine, diagnostic, first_word, lex,
 from localflow.dsl.steps import DEFAULT_TIMEOUT_MS
 from localflow.errors import Diagnostic, ExpressionError
 
-__all__ = ["DEFAULT_TIMEOUT_MS", "KEYWORDS", "STATEMENTS", "Node", "Parser", "parse", "parse_duration"]
+__all__ = ["DEFAULT_TIMEOUT_MS", "KEYWORDS", "MAX_NESTING", "STATEMENTS", "Node", "Parser", "parse", "parse_duration"]
 
 MAX_DURATION_MS = 3650 * 86_400_000  # ten years: far beyond any sane timer, still exact in JSON
+MAX_NESTING = 32  # blocks inside blocks; keeps every recursive walk of the IR far from Python's recursion limit
 KEYWORDS = frozenset(
     "flow input step sleep fail return run timeout retry stdin workflow true false null "
     "undo catch wait signal branch parallel race if elif else for in set error now child and or not".split())
@@ -67,7 +68,9 @@ def parse(text: str, file: str, expected_name: str | None = None) -> tuple[ir.Fl
     lines, problems = lex(text)
     for line, col, message in problems:
         parser.error(line, col, message)
-    return parser.flow(build_tree(lines, parser), expected_name), parser.diagnostics
+    flow = parser.flow(build_tree(lines, parser), expected_name)
+    # Past the nesting limit the IR lacks the deepest blocks: checking it would only report false problems.
+    return (None if parser.too_deep else flow), parser.diagnostics
 
 
 def build_tree(lines: list[LogicalLine], parser: Parser) -> list[Node]:
@@ -105,6 +108,7 @@ class Parser:
         self.timeout: tuple[int, int] | None = None  # the workflow timeout: (ms, line)
         self.started = False  # a statement other than input/timeout was seen in the flow's body
         self.depth = 0  # how many blocks enclose the statements being parsed (0: the flow's body)
+        self.too_deep = False  # a block past MAX_NESTING was reported (and left out)
         self.counts: dict[str, int] = {}
         self.inline_lines: set[int] = set()  # lines reported for holding their block after the ':'
 
@@ -202,6 +206,14 @@ class Parser:
             self.error_at(ll, at, f"unexpected text after '{what}': write '{what}:'")
 
     def nested(self, nodes: list[Node]) -> tuple:
+        """The statements of a block inside a statement; one past MAX_NESTING is reported, not parsed."""
+        if self.depth >= MAX_NESTING:
+            if nodes:
+                self.too_deep = True
+                self.error_at(nodes[0].line, 0, f"blocks are nested too deeply: a flow may nest at most "
+                              f"{MAX_NESTING} levels of blocks (if, for, branch, catch); move some of "
+                              "this into a child flow")
+            return ()
         self.depth += 1
         try:
             return self.block(nodes)
@@ -218,6 +230,11 @@ class Parser:
 
     def flow(self, roots: list[Node], expected_name: str | None) -> ir.Flow | None:
         headers = [i for i, node in enumerate(roots) if first_word(node.line.text)[0] == "flow"]
+        if not roots:
+            blank = all(not line.strip() for line in self.source_lines)
+            self.error(1, 1, "the flow file is empty" + ("" if blank else " (only blank lines and comments)")
+                       + ": start it with 'flow NAME' and indent the flow's statements under it")
+            return None
         if not headers:
             self.error(1, 1, "expected 'flow NAME' header")
             return None

@@ -53,8 +53,8 @@ def decode(line: bytes) -> dict[str, Any]:
     """The record a line holds (without its newline); LineError if it is damaged."""
     try:
         record = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise LineError(f"not a JSON line ({exc.__class__.__name__})") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise LineError(f"not a JSON line ({exc.__class__.__name__})") from None
     if not isinstance(record, dict):
         raise LineError("line is not a JSON object")
     crc = record.get("crc")

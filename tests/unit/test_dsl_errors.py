@@ -32,8 +32,8 @@ def assert_first_error(text: str, first_line: str, caret_col: int) -> None:
 
 # (id, text, "line:col: message", caret column)
 CASES = [
-    ("empty file", "", "1:1: expected 'flow NAME' header", 1),
-    ("only comments", "# nothing here\n\n", "1:1: expected 'flow NAME' header", 1),
+    ("empty file", "", "1:1: the flow file is empty: start it with 'flow NAME' and indent the flow's statements under it", 1),
+    ("only comments", "# nothing here\n\n", "1:1: the flow file is empty (only blank lines and comments): start it with 'flow NAME' and indent the flow's statements under it", 1),
     ("no header at all", "step a:\n  run [\"x\"]\n", "1:1: expected 'flow NAME' header", 1),
     ("header not first", "# c\nsleep 1s\nflow X\n  sleep 1s\n",
      "2:1: expected 'flow NAME' header before any other statement", 1),
