@@ -6,6 +6,7 @@ import argparse
 
 from rich.text import Text
 
+from localflow import listing
 from localflow.cli import render
 from localflow.cli.common import add_json_flag, console, engine_for, print_json
 from localflow.core import events as ev
@@ -34,25 +35,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     engine = engine_for(args)
-    states, problems = [], []
-    for workflow_id in engine.workflow_ids():
-        try:
-            states.append(engine.load(workflow_id).state)
-        except LocalFlowError as exc:
-            problems.append(f"{workflow_id}: {exc}")
+    found, problems = listing.rows(engine)
     if args.status:
-        states = [s for s in states if s.status == args.status]
+        found = [r for r in found if r["status"] == args.status]
     if args.flow:
-        states = [s for s in states if s.flow.name == args.flow]
-    states.sort(key=lambda s: (s.started_at, s.workflow_id), reverse=True)
+        found = [r for r in found if r["flow"] == args.flow]
     if args.limit and args.limit > 0:
-        states = states[: args.limit]
+        found = found[: args.limit]
     if args.json:
-        print_json([render.summary(s) for s in states])
+        print_json(found)
     else:
         out = console()
-        if states:
-            out.print(render.list_table(states))
+        if found:
+            out.print(render.list_table(found))
         else:
             out.print("no workflows yet: start one with `lf run FLOW` or `lf start FLOW`")
     err = console()

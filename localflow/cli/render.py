@@ -23,6 +23,7 @@ from rich.text import Text
 from localflow.core import events as ev
 from localflow.core.state import TimerState, WorkflowState
 from localflow.core.timefmt import format_duration, to_iso
+from localflow.listing import row_of
 from localflow.present import clip_json, clip_text, describe, short_json
 
 STATUS_STYLE = {"running": "cyan", "completed": "green", "failed": "red", "scheduled": "yellow",
@@ -45,16 +46,7 @@ def _clock(ms: int | None) -> str:
 # --- JSON shapes ----------------------------------------------------------------
 
 
-def summary(state: WorkflowState) -> dict[str, Any]:
-    """One row of `lf list --json`."""
-    return {
-        "id": state.workflow_id,
-        "flow": state.flow.name,
-        "status": state.status,
-        "step": state.current_label or None,
-        "started": _iso(state.started_at),
-        "updated": _iso(state.updated_at),
-    }
+summary = row_of  # one row of `lf list --json`
 
 
 def details(state: WorkflowState) -> dict[str, Any]:
@@ -136,14 +128,20 @@ def plain_text(text: str, see: str, style: str = "") -> Text:
     return _with_note(*clip_text(text), see, style)
 
 
-def list_table(states: list[WorkflowState]) -> Table:
+def list_table(rows: list[dict[str, Any]]) -> Table:
+    """`lf list`: rows as made by ``listing.row_of``."""
     table = Table(box=box.SIMPLE_HEAD, caption="times in UTC", caption_justify="right")
     for column in ("ID", "FLOW", "STATUS", "STEP", "STARTED", "LAST CHANGE"):
         table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=5 if column == "STEP" else None)
-    for state in states:
-        table.add_row(Text(state.workflow_id), Text(state.flow.name), _status(state.status),
-                      Text(state.current_label or "-"), _local(state.started_at)[5:], _local(state.updated_at)[5:])
+    for row in rows:
+        table.add_row(Text(row["id"]), Text(row["flow"]), _status(row["status"]), Text(row["step"] or "-"),
+                      _table_time(row["started"]), _table_time(row["updated"]))
     return table
+
+
+def _table_time(iso: str) -> str:
+    """``2026-11-29T21:46:03.123Z`` as ``11-29 21:46:03`` (UTC, as in the history)."""
+    return iso.replace("T", " ")[5:19]
 
 
 def inspect_view(state: WorkflowState) -> Group:

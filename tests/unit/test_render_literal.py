@@ -70,7 +70,7 @@ def shown(renderable: object, width: int = 200) -> str:
 
 def views(events: list, state) -> dict[str, str]:
     return {
-        "list": shown(render.list_table([state])),
+        "list": shown(render.list_table([render.summary(state)])),
         "inspect": shown(render.inspect_view(state)),
         "history": shown(render.history_table(events, state.flow)),
         "panel": shown(render.result_panel(state)),

@@ -1,0 +1,56 @@
+"""Listing rows (`lf list`): one summary per workflow, fast, and always what folding would give.
+
+A row comes from the workflow's derived summary file when that provably matches
+the history (store/summaries.py); otherwise the history is folded and the summary
+rewritten. One workflow that cannot be read becomes a problem line, never a
+failure of the whole listing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from localflow.core.state import WorkflowState
+from localflow.core.timefmt import to_iso
+from localflow.engine import Engine
+from localflow.errors import LocalFlowError
+from localflow.store import summaries
+
+
+def row_of(state: WorkflowState) -> dict[str, Any]:
+    """One row of `lf list --json` (also the head of `lf inspect --json`)."""
+    error = state.error or {}
+    return {
+        "id": state.workflow_id,
+        "flow": state.flow.name,
+        "status": state.status,
+        "step": state.current_label or None,
+        "started": to_iso(state.started_at),
+        "updated": to_iso(state.updated_at),
+        "ended": None if state.ended_at is None else to_iso(state.ended_at),
+        "error": error.get("message") if state.terminal and state.status != "completed" else None,
+    }
+
+
+def row(engine: Engine, workflow_id: str) -> dict[str, Any]:
+    """The listing row of one workflow; LocalFlowError if its history cannot be read."""
+    history = engine.paths.history(workflow_id)
+    cached = summaries.read(engine.paths.var_dir, history)
+    if cached is not None:
+        return cached
+    loaded = engine.load(workflow_id)
+    fresh = row_of(loaded.state)
+    summaries.write(engine.paths.var_dir, history, loaded.size, fresh)
+    return fresh
+
+
+def rows(engine: Engine) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every workflow's row, newest first, and a line for each workflow that could not be read."""
+    found, problems = [], []
+    for workflow_id in engine.workflow_ids():
+        try:
+            found.append(row(engine, workflow_id))
+        except LocalFlowError as exc:
+            problems.append(f"{workflow_id}: {exc}")
+    found.sort(key=lambda r: (r["started"], r["id"]), reverse=True)
+    return found, problems
