@@ -18,7 +18,7 @@ import os
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Union
 
 from localflow.errors import UnsafePath
 
@@ -28,11 +28,14 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _REFUSED = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)
 
 
-def _parts(anchor: Path, directory: Path) -> tuple[str, ...]:
-    try:
-        return Path(directory).relative_to(anchor).parts
-    except ValueError:
-        raise UnsafePath(str(directory), f"it is not inside {anchor}") from None
+def _parts(anchor: Path, directory: Path) -> list[str]:
+    """The names from ``anchor`` down to ``directory`` (plain string work: this is a hot path)."""
+    top, below = os.fspath(anchor).rstrip("/"), os.fspath(directory)
+    if below == top:
+        return []
+    if not below.startswith(top + "/"):
+        raise UnsafePath(below, f"it is not inside {top}")
+    return [name for name in below[len(top) + 1:].split("/") if name and name != "."]
 
 
 def _refusal(path: Path, exc: OSError) -> UnsafePath:
@@ -45,25 +48,24 @@ def _refusal(path: Path, exc: OSError) -> UnsafePath:
 
 
 @contextmanager
-def directory(anchor: Path, target: Path, create: bool = False) -> Iterator[int]:
+def directory(anchor: Path, target: Union[Path, str], create: bool = False) -> Iterator[int]:
     """A descriptor of ``target``, every component below ``anchor`` opened without following links.
 
     With ``create``, missing directories are made (0700) and their parents fsynced.
     """
+    names = _parts(anchor, target)
     fd = os.open(anchor, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    here = Path(anchor)
     try:
-        for name in _parts(anchor, target):
-            here = here / name
+        for depth, name in enumerate(names):
             parent, fd = fd, -1  # _step_into closes the parent, whatever happens
-            fd = _step_into(parent, name, here, create)
+            fd = _step_into(parent, name, lambda: Path(anchor, *names[:depth + 1]), create)
         yield fd
     finally:
         if fd >= 0:
             os.close(fd)
 
 
-def _step_into(parent_fd: int, name: str, path: Path, create: bool) -> int:
+def _step_into(parent_fd: int, name: str, path: Callable[[], Path], create: bool) -> int:
     """Open ``name`` under ``parent_fd`` as a directory (creating it if asked); closes the parent."""
     try:
         try:
@@ -81,7 +83,7 @@ def _step_into(parent_fd: int, name: str, path: Path, create: bool) -> int:
         return child
     except OSError as exc:
         if exc.errno in _REFUSED:
-            raise _refusal(path, exc) from None
+            raise _refusal(path(), exc) from None
         raise
     finally:
         os.close(parent_fd)
@@ -89,13 +91,13 @@ def _step_into(parent_fd: int, name: str, path: Path, create: bool) -> int:
 
 def open_file(anchor: Path, path: Path, flags: int, mode: int = FILE_MODE) -> int:
     """``os.open`` of ``path`` with no symlink followed anywhere below ``anchor``."""
-    path = Path(path)
-    with directory(anchor, path.parent) as dir_fd:
+    parent, name = os.path.split(os.fspath(path))
+    with directory(anchor, parent) as dir_fd:
         try:
-            return os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+            return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
         except OSError as exc:
             if exc.errno in _REFUSED:
-                raise _refusal(path, exc) from None
+                raise _refusal(Path(path), exc) from None
             raise
 
 

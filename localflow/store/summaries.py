@@ -22,12 +22,14 @@ from localflow.errors import LocalFlowError
 from localflow.store import safe
 
 NAME = "summary.json"
+HISTORY = "history.jsonl"
+_MAX_SUMMARY = 64 * 1024
 _TAIL = 64
 _VERSION = 1
 
 
-def _tail(var_dir: Path, history: Path, size: int) -> bytes:
-    fd = safe.open_file(var_dir, history, os.O_RDONLY)
+def _tail(dir_fd: int, size: int) -> bytes:
+    fd = os.open(HISTORY, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         start = max(size - _TAIL, 0)
         return os.pread(fd, size - start, start)
@@ -38,13 +40,16 @@ def _tail(var_dir: Path, history: Path, size: int) -> bytes:
 def read(var_dir: Path, history: Path) -> Union[dict[str, Any], None]:
     """The row of a summary that still matches ``history``, or None (absent, stale, unreadable)."""
     try:
-        stamp = json.loads(safe.read_bytes(var_dir, history.with_name(NAME)))
-        info = os.stat(history, follow_symlinks=False)
-        if (stamp.get("version") != _VERSION or stamp.get("inode") != info.st_ino
-                or stamp.get("size") != info.st_size):
-            return None
-        if _tail(var_dir, history, info.st_size).hex() != stamp.get("tail"):
-            return None
+        with safe.directory(var_dir, history.parent) as dir_fd:
+            fd = os.open(NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                stamp = json.loads(os.read(fd, _MAX_SUMMARY))
+            finally:
+                os.close(fd)
+            info = os.stat(HISTORY, dir_fd=dir_fd, follow_symlinks=False)
+            if (stamp.get("version") != _VERSION or stamp.get("inode") != info.st_ino
+                    or stamp.get("size") != info.st_size or _tail(dir_fd, info.st_size).hex() != stamp.get("tail")):
+                return None
         row = stamp.get("row")
     except (OSError, ValueError, LocalFlowError, AttributeError):
         return None
@@ -56,10 +61,12 @@ def write(var_dir: Path, history: Path, valid_size: int, row: dict[str, Any]) ->
     target = history.with_name(NAME)
     tmp = f"{NAME}.{os.getpid()}.tmp"
     try:
-        stamp = {"version": _VERSION, "inode": os.stat(history, follow_symlinks=False).st_ino,
-                 "size": valid_size, "tail": _tail(var_dir, history, valid_size).hex(), "row": row}
-        data = json.dumps(stamp, ensure_ascii=False, allow_nan=False).encode("utf-8")
         with safe.directory(var_dir, target.parent) as dir_fd:
+            stamp = {"version": _VERSION, "inode": os.stat(HISTORY, dir_fd=dir_fd, follow_symlinks=False).st_ino,
+                     "size": valid_size, "tail": _tail(dir_fd, valid_size).hex(), "row": row}
+            data = json.dumps(stamp, ensure_ascii=False, allow_nan=False).encode("utf-8")
+            if len(data) > _MAX_SUMMARY:
+                return
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=dir_fd)
             try:
