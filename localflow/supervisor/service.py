@@ -170,7 +170,9 @@ class Supervisor:
     def _on_marker(self, workflow_id: str, fire_at_ms: int) -> None:
         self.executor.schedule_wakeup(workflow_id, fire_at_ms)
 
-    def _on_drop(self, path: Path) -> None:
+    def _on_drop(self, path: Path, moved: bool = False) -> None:
+        if moved:
+            self.drops.note_arrival(path)  # renamed into flows/: complete as it is now
         with self._drop_guard:
             self._dropped.add(path)
         self.executor.mark_dirty("")  # wake the loop; "" is not a workflow id
@@ -180,6 +182,12 @@ class Supervisor:
             dropped, self._dropped = self._dropped, set()
         for path in sorted(dropped):
             self._drop(path)
+        for path, start_new in self.drops.due():
+            self._drop(path, start_new)
+        look_at = self.drops.next_look()
+        if look_at is not None:
+            # A fresh file written in place is taken once settled: wake up then, event or not.
+            self.executor.schedule_wakeup("", look_at)
 
     def _drop(self, path: Path, start_new: bool = True) -> None:
         try:
@@ -188,6 +196,10 @@ class Supervisor:
             self.log(f"drop folder: {path.name}: {exc}")
 
     def _scan_drops(self, startup: bool = False) -> None:
+        try:
+            self.drops.recover(startup)  # requests claimed before a crash (or left by a refused move)
+        except Exception as exc:  # never stops the supervisor; the next rescan tries again
+            self.log(f"drop folder: {exc}")
         if self.paths.flows_dir.is_dir():
             for path in sorted(self.paths.flows_dir.iterdir()):
                 self._drop(path, start_new=not startup)

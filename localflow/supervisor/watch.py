@@ -7,7 +7,12 @@ atomic rename arrives as a move), and ignores:
 - deletions: nothing to run when a file goes away;
 - activity logs (``logs/``), lock files and ``*.tmp``: our own side files, whose
   writes would otherwise wake the loop on every line an activity prints;
-- directories themselves, except a new workflow directory.
+- directories themselves, except a new workflow directory;
+- names starting with ``.``: workflow staging directories (``var/workflows/.new-*``,
+  renamed into place whole, which is the event that counts), and hidden files in
+  flows/ (editor swap files, requests claimed on their way to var/).
+A drop-folder file that arrived by a rename into flows/ (a moved event) is
+reported as such: it is complete, so it need not wait the settle time.
 A handler exception is logged and swallowed so it can never kill the observer.
 """
 
@@ -30,7 +35,7 @@ class Hints(FileSystemEventHandler):
         paths: Paths,
         on_workflow: Callable[[str], None],
         on_timer: Callable[[str, int], None],
-        on_drop: Callable[[Path], None],
+        on_drop: Callable[[Path, bool], None],  # (path, arrived by rename)
         log: Callable[[str], None],
     ) -> None:
         self.paths = paths
@@ -44,12 +49,13 @@ class Hints(FileSystemEventHandler):
             if event.event_type not in _RELEVANT:
                 return
             target = getattr(event, "dest_path", "") or event.src_path
-            self._route(Path(target if isinstance(target, str) else target.decode()), event.is_directory)
+            moved = event.event_type == "moved" and bool(getattr(event, "dest_path", ""))
+            self._route(Path(target if isinstance(target, str) else target.decode()), event.is_directory, moved)
         except Exception as exc:  # never let a hint kill the observer thread
             self.log(f"watch: ignored {event!r}: {exc}")
 
-    def _route(self, path: Path, is_directory: bool) -> None:
-        if path.name.endswith(".tmp"):
+    def _route(self, path: Path, is_directory: bool, moved: bool = False) -> None:
+        if path.name.endswith(".tmp") or path.name.startswith("."):
             return
         parent = path.parent
         if parent == self.paths.timers_dir:
@@ -58,10 +64,11 @@ class Hints(FileSystemEventHandler):
                 self.on_timer(marker.workflow_id, marker.fire_at_ms)
         elif parent == self.paths.flows_dir:
             if path.name.endswith(".flow") or path.name.endswith(".start.json"):
-                self.on_drop(path)
+                self.on_drop(path, moved)
         elif parent == self.paths.workflows_dir and is_directory:
             self.on_workflow(path.name)
-        elif parent.parent == self.paths.workflows_dir and path.name == "history.jsonl":
+        elif (parent.parent == self.paths.workflows_dir and path.name == "history.jsonl"
+              and not parent.name.startswith(".")):
             self.on_workflow(parent.name)
 
 
