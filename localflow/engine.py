@@ -26,9 +26,11 @@ from localflow.core.inputs import resolve_input
 from localflow.core.state import FoldError, WorkflowState, evolve, fold
 from localflow.errors import FlowNotFound, InputError, HistoryCorruptError, WorkflowFinished, WorkflowNotFound
 from localflow.core.jsonvalue import check_value
-from localflow.store import codec, creation, history, locks
+from localflow.store import codec
+from localflow.store.base import Chunk, Cursor, HistoryStore
+from localflow.store.files import FileStore
 from localflow.store.atomic import ensure_dir
-from localflow.store.paths import WORKFLOW_ID_RE, Paths, validate_workflow_id
+from localflow.store.paths import Paths, validate_workflow_id
 
 Clock = Callable[[], int]
 WorldFn = Callable[[WorkflowState], Iterable[ev.Event]]
@@ -58,11 +60,9 @@ class Transaction:
 
 @dataclass
 class _Folded:
-    """A workflow's state as of a valid prefix of its history file (this process's cache)."""
+    """A workflow's state as of a valid prefix of its history (this process's cache)."""
 
-    inode: int
-    size: int
-    tail: bytes  # the prefix's last bytes: a rewritten file no longer has them
+    cursor: Cursor
     state: WorkflowState
 
 
@@ -70,9 +70,11 @@ _CACHE_LIMIT = 4096
 
 
 class Engine:
-    def __init__(self, home: Union[str, Path], clock: Clock = system_clock) -> None:
+    def __init__(self, home: Union[str, Path], clock: Clock = system_clock,
+                 store: Union[HistoryStore, None] = None) -> None:
         self.paths = Paths.at(home)
         self.clock = clock
+        self.store = store if store is not None else FileStore(self.paths)
         # A long-lived process (supervisor, lf run) folds each history once and then only
         # what was appended since: histories are append-only, so a valid prefix never changes.
         self._folded: dict[str, _Folded] = {}
@@ -141,42 +143,29 @@ class Engine:
     # --- reading ------------------------------------------------------------
 
     def workflow_ids(self) -> list[str]:
-        """Every started workflow (a directory with a history), sorted by id."""
-        root = self.paths.workflows_dir
-        if not root.is_dir():
-            return []
-        return sorted(
-            entry.name
-            for entry in os.scandir(root)
-            if WORKFLOW_ID_RE.fullmatch(entry.name) and (entry.is_symlink() or entry.is_dir())
-            and os.path.lexists(os.path.join(entry.path, "history.jsonl"))
-        )
+        """Every started workflow, sorted by id."""
+        return self.store.workflow_ids()
 
     def load(self, workflow_id: str) -> Loaded:
-        path = self.paths.history(workflow_id)
-        try:
-            current = history.read(path)
-        except (FileNotFoundError, NotADirectoryError):
-            raise WorkflowNotFound(workflow_id) from None
-        if not current.records:
-            raise WorkflowNotFound(workflow_id)
-        return self._fold(current)
+        """Read and fold a whole history (one-shot commands)."""
+        chunk = self.store.read(workflow_id)
+        return self._fold(workflow_id, chunk.records, chunk.cursor.size)
 
-    def _fold(self, current: history.HistoryRead) -> Loaded:
+    def _fold(self, workflow_id: str, records: list[dict], size: int) -> Loaded:
         events: list[ev.Event] = []
-        for record in current.records:
-            try:
-                events.append(ev.from_record(record))
-            except ValueError as exc:
-                raise HistoryCorruptError(str(current.path), record["seq"], str(exc)) from None
         state = None
-        for event in events:  # one at a time, so an error names the line that caused it
+        for record in records:  # one at a time, so an error names the line that caused it
             try:
+                event = ev.from_record(record)
                 state = evolve(state, event) if state is not None else fold([event])
             except (FoldError, ValueError) as exc:
-                raise HistoryCorruptError(str(current.path), event.seq, str(exc)) from None
-        assert state is not None  # records are never empty here
-        return Loaded(events, state, current.valid_size)
+                raise HistoryCorruptError(self._where(workflow_id), record["seq"], str(exc)) from None
+            events.append(event)
+        assert state is not None  # a read never returns an empty history
+        return Loaded(events, state, size)
+
+    def _where(self, workflow_id: str) -> str:
+        return str(self.paths.history(workflow_id)) if isinstance(self.store, FileStore) else f"<{workflow_id}>"
 
     # --- writing ------------------------------------------------------------
 
@@ -212,7 +201,7 @@ class Engine:
         first = ev.to_record(started)
         codec.encode(first)  # too large or not storable: refuse before anything is created
         self.ensure_layout()
-        creation.create_workflow(self.paths, workflow_id, first)
+        self.store.create(workflow_id, first)
         return workflow_id
 
     def transact(self, workflow_id: str, world: Union[WorldFn, None] = None) -> Transaction:
@@ -221,8 +210,8 @@ class Engine:
         Everything appended goes out as one write + fsync; it is durable when this
         returns, and only then may the caller carry the decisions out.
         """
-        with locks.hold(self.paths.lock(workflow_id)):
-            current, state = self._read_state(workflow_id)
+        with self.store.lock(workflow_id):
+            chunk, state = self._read_state(workflow_id)
             now = self.clock()
             appended: list[ev.Event] = []
 
@@ -240,48 +229,42 @@ class Engine:
                     break
                 for command in commands:
                     add(ev.record_command(command, state.last_seq + 1, now))
-            history.append(current, [ev.to_record(e) for e in appended])
-            self._remember(workflow_id, current, state)
+            if appended:
+                cursor = self.store.append(workflow_id, chunk, [ev.to_record(e) for e in appended])
+                self._remember(workflow_id, cursor, state)
             return Transaction(state, appended)
 
     def state_of(self, workflow_id: str) -> WorkflowState:
         """The current state, folding only what was appended since this process last looked."""
         return self._read_state(workflow_id)[1]
 
-    def _read_state(self, workflow_id: str) -> tuple[history.HistoryRead, WorkflowState]:
-        path = self.paths.history(workflow_id)
+    def changed(self, workflow_id: str) -> bool:
+        """False only if the history is provably what this process last folded (a stat, no read)."""
+        cached = self._folded.get(workflow_id)
+        return cached is None or self.store.changed(workflow_id, cached.cursor)
+
+    def _read_state(self, workflow_id: str) -> tuple[Chunk, WorkflowState]:
+        cached = self._folded.get(workflow_id)
         try:
-            inode = os.stat(path, follow_symlinks=False).st_ino
-            cached = self._folded.get(workflow_id)
-            current = None
-            if cached is not None and cached.inode == inode:
-                current = history.read_after(path, cached.size, cached.state.last_seq, cached.tail)
-            if current is not None:
-                state = cached.state
-                for record in current.records:
-                    state = self._evolve(current, state, record)
-            else:
-                current = history.read(path)
-                if not current.records:
-                    raise WorkflowNotFound(workflow_id)
-                state = self._fold(current).state
-        except (FileNotFoundError, NotADirectoryError):
+            chunk = self.store.read(workflow_id, cached.cursor if cached else None)
+        except WorkflowNotFound:
             self._folded.pop(workflow_id, None)
-            raise WorkflowNotFound(workflow_id) from None
-        self._remember(workflow_id, current, state)
-        return current, state
+            raise
+        if chunk.whole or cached is None:
+            state = self._fold(workflow_id, chunk.records, chunk.cursor.size).state
+        else:
+            state = cached.state
+            for record in chunk.records:
+                try:
+                    state = evolve(state, ev.from_record(record))
+                except (ValueError, FoldError) as exc:
+                    raise HistoryCorruptError(self._where(workflow_id), record["seq"], str(exc)) from None
+        self._remember(workflow_id, chunk.cursor, state)
+        return chunk, state
 
-    def _evolve(self, current: history.HistoryRead, state: WorkflowState, record: dict) -> WorkflowState:
-        try:
-            return evolve(state, ev.from_record(record))
-        except (ValueError, FoldError) as exc:
-            raise HistoryCorruptError(str(current.path), record["seq"], str(exc)) from None
-
-    def _remember(self, workflow_id: str, current: history.HistoryRead, state: WorkflowState) -> None:
-        inode = os.stat(current.path, follow_symlinks=False).st_ino
-        tail = history.tail_of(current.path, current.valid_size)
+    def _remember(self, workflow_id: str, cursor: Cursor, state: WorkflowState) -> None:
         self._folded.pop(workflow_id, None)
-        self._folded[workflow_id] = _Folded(inode, current.valid_size, tail, state)
+        self._folded[workflow_id] = _Folded(cursor, state)
         if len(self._folded) > _CACHE_LIMIT:
             self._folded.pop(next(iter(self._folded)))
 

@@ -29,6 +29,7 @@ from localflow.store import codec, safe
 from localflow.store.atomic import FILE_MODE, fsync_dir, storage_error
 
 MAX_HISTORY_BYTES = 64 * 1024 * 1024
+TAIL_BYTES = 64
 
 
 @dataclass
@@ -40,6 +41,7 @@ class HistoryRead:
     valid_size: int = 0
     torn: bytes = b""
     base_seq: int = 0  # the seq just before ``records`` (a read that started mid-file)
+    tail: bytes = b""  # the valid prefix's last TAIL_BYTES bytes: a rewritten file no longer has them
 
     @property
     def last_seq(self) -> int:
@@ -83,6 +85,7 @@ def parse(path: Path, data: bytes, base_seq: int = 0, base_size: int = 0) -> His
         result.records.append(record)
         offset += len(line) + 1
     result.valid_size = offset
+    result.tail = data[:offset - base_size][-TAIL_BYTES:]
     return result
 
 
@@ -100,13 +103,9 @@ def read_after(path: Path, size: int, last_seq: int, tail: bytes) -> HistoryRead
     data = read_bytes(path, size - len(tail))
     if not data.startswith(tail):
         return None
-    return parse(path, data[len(tail):], base_seq=last_seq, base_size=size)
-
-
-def tail_of(path: Path, size: int, length: int = 64) -> bytes:
-    """The last ``length`` bytes of the first ``size`` bytes of a history."""
-    start = max(size - length, 0)
-    return read_bytes(path, start)[: size - start]
+    result = parse(path, data[len(tail):], base_seq=last_seq, base_size=size)
+    result.tail = (tail + result.tail)[-TAIL_BYTES:]
+    return result
 
 
 def create(path: Path, first: dict[str, Any]) -> None:
@@ -195,6 +194,7 @@ def append(current: HistoryRead, records: list[dict[str, Any]]) -> None:
         os.close(fd)
     current.records.extend(records)
     current.valid_size += len(data)
+    current.tail = (current.tail + data)[-TAIL_BYTES:]
 
 
 def _take_back(fd: int, size: int) -> None:
