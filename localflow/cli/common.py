@@ -6,13 +6,14 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable, Union
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from localflow.engine import Engine
 from localflow.core.jsonvalue import MAX_DEPTH, check_value, parse_json
 from localflow.errors import InputError, InvalidValue, LocalFlowError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 HOME_ENV = "LOCALFLOW_HOME"
 
@@ -23,7 +24,12 @@ def engine_for(args: argparse.Namespace) -> Engine:
 
 
 def console() -> Console:
-    """A console for command output; piped output is not wrapped at 80 columns, so grep sees whole rows."""
+    """A console for command output; piped output is not wrapped at 80 columns, so grep sees whole rows.
+
+    rich is imported here, not at the top: a ``--json`` view never needs it.
+    """
+    from rich.console import Console
+
     if sys.stdout.isatty() or os.environ.get("COLUMNS"):
         return Console(highlight=False)
     return Console(highlight=False, width=200)
@@ -77,10 +83,6 @@ def _checked(parse: Callable[[], Any]) -> Any:
 def parse_data(text: str) -> Any:
     """A signal's ``--data``: one storable JSON value."""
     return _checked(lambda: parse_json(text, "--data"))
-
-
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def note_supervisor(engine: Engine, when_none: str) -> Union[str, None]:

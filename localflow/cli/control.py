@@ -17,19 +17,6 @@ from localflow.engine import Engine
 from localflow.store.paths import validate_workflow_id
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("signal", help="send a signal (with a JSON payload) to a workflow")
-    p.add_argument("id")
-    p.add_argument("name", help="the signal name a `wait signal NAME` step waits for")
-    p.add_argument("--data", metavar="JSON", default="null", help="the payload, as JSON (default null)")
-    p.set_defaults(handler=cmd_signal)
-
-    p = sub.add_parser("cancel", help="cancel a workflow: stop its work, run its compensations")
-    p.add_argument("id")
-    p.add_argument("--reason", default="cancelled by the user", help="recorded in the history")
-    p.set_defaults(handler=cmd_cancel)
-
-
 def cmd_signal(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     workflow_id = validate_workflow_id(args.id)

@@ -16,14 +16,6 @@ from localflow.cli.graph_render import flow_mermaid, flow_tree
 from localflow.engine import Engine
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("graph", help="show a flow's statements as a tree, or as a Mermaid flowchart")
-    p.add_argument("flow", metavar="FLOW", help="a flow name (flows/<FLOW>.flow) or the path to a .flow file")
-    p.add_argument("--mermaid", action="store_true",
-                   help="print a Mermaid 'flowchart TD' to paste into Markdown instead of the tree")
-    p.set_defaults(handler=cmd_graph)
-
-
 def cmd_graph(args: argparse.Namespace) -> int:
     flow = load_target(engine_for(args), args.flow)
     if args.mermaid:

@@ -2,17 +2,24 @@
 
 Exit codes: 0 ok; 1 workflow failed or a LocalFlow error; 2 bad usage, input or
 flow syntax; 3 storage or history corruption; 4 nondeterminism; 130 interrupted.
+
+Every command's arguments are defined here, and each names its handler as
+``"module:function"`` in this package: the module is imported only when that
+command runs. So building the parser imports argparse and nothing heavy, and
+`lf --help` costs little more than starting Python; a command imports the
+engine, rich, the DSL or the supervisor only if it uses them.
+tests/unit/test_cli_imports.py holds this module to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from collections.abc import Callable
 
 from localflow import __version__
-from localflow.cli import control, graph, read, start, supervise, validate
-from localflow.errors import FlowSyntaxError, LocalFlowError
-from localflow.store.atomic import storage_error
+from localflow.supervisor.defaults import DEFAULT_GRACE_S, DEFAULT_RESCAN_S
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,20 +31,113 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"localflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    start.add_parsers(sub)
-    read.add_parsers(sub)
-    supervise.add_parsers(sub)
-    control.add_parsers(sub)
-    validate.add_parsers(sub)
-    graph.add_parsers(sub)
+    _add_start(sub)
+    _add_read(sub)
+    _add_supervise(sub)
+    _add_control(sub)
+    _add_validate(sub)
+    _add_graph(sub)
     return parser
+
+
+def _add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _add_start(sub: argparse._SubParsersAction) -> None:
+    """`lf start`, `lf run`: cli/start.py."""
+    for name, handler, text in (
+        ("start", "start:cmd_start", "start a workflow (a supervisor runs it) and print its id"),
+        ("run", "start:cmd_run", "start a workflow and run it to the end in the foreground"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("flow", help="flow name: flows/<FLOW>.flow")
+        p.add_argument("--input", metavar="JSON", help="the input as a JSON object")
+        p.add_argument("-i", dest="pairs", action="append", metavar="KEY=VALUE",
+                       help="one input value (JSON, or else a string); repeatable")
+        p.add_argument("--id", help="workflow id (default: FLOW-<utc time>-<random>)")
+        if name == "start":
+            _add_json_flag(p)
+        p.set_defaults(handler=handler)
+
+
+def _add_read(sub: argparse._SubParsersAction) -> None:
+    """`lf list`, `lf inspect`, `lf history`: cli/read.py."""
+    p = sub.add_parser("list", help="list workflows, newest first")
+    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"], help="only this status")
+    p.add_argument("--flow", help="only workflows of this flow")
+    p.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50; 0 = all)")
+    _add_json_flag(p)
+    p.set_defaults(handler="read:cmd_list")
+
+    p = sub.add_parser("inspect", help="status, input, result, steps and attempts of one workflow")
+    p.add_argument("id")
+    _add_json_flag(p)
+    p.set_defaults(handler="read:cmd_inspect")
+
+    p = sub.add_parser("history", help="every event of one workflow")
+    p.add_argument("id")
+    _add_json_flag(p)
+    p.set_defaults(handler="read:cmd_history")
+
+
+def _add_supervise(sub: argparse._SubParsersAction) -> None:
+    """`lf supervise`: cli/supervise.py."""
+    p = sub.add_parser("supervise", help="run workflows: activities, timers, the drop folder (foreground)")
+    p.add_argument("--rescan", type=float, default=DEFAULT_RESCAN_S, metavar="SECONDS",
+                   help=f"full rescan period (default {DEFAULT_RESCAN_S:g}s)")
+    p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, metavar="SECONDS",
+                   help=f"on stop or timeout, wait this long after SIGTERM before SIGKILL (default {DEFAULT_GRACE_S:g})")
+    p.set_defaults(handler="supervise:cmd_supervise")
+
+
+def _add_control(sub: argparse._SubParsersAction) -> None:
+    """`lf signal`, `lf cancel`: cli/control.py."""
+    p = sub.add_parser("signal", help="send a signal (with a JSON payload) to a workflow")
+    p.add_argument("id")
+    p.add_argument("name", help="the signal name a `wait signal NAME` step waits for")
+    p.add_argument("--data", metavar="JSON", default="null", help="the payload, as JSON (default null)")
+    p.set_defaults(handler="control:cmd_signal")
+
+    p = sub.add_parser("cancel", help="cancel a workflow: stop its work, run its compensations")
+    p.add_argument("id")
+    p.add_argument("--reason", default="cancelled by the user", help="recorded in the history")
+    p.set_defaults(handler="control:cmd_cancel")
+
+
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    """`lf validate`: cli/validate.py."""
+    p = sub.add_parser("validate", help="check flow files and report every problem (exit 2 if there is any)")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="flow files to check, relative to the current directory "
+                        "(default: every flows/*.flow and flows/*/*.flow)")
+    _add_json_flag(p)
+    p.set_defaults(handler="validate:cmd_validate")
+
+
+def _add_graph(sub: argparse._SubParsersAction) -> None:
+    """`lf graph`: cli/graph.py."""
+    p = sub.add_parser("graph", help="show a flow's statements as a tree, or as a Mermaid flowchart")
+    p.add_argument("flow", metavar="FLOW", help="a flow name (flows/<FLOW>.flow) or the path to a .flow file")
+    p.add_argument("--mermaid", action="store_true",
+                   help="print a Mermaid 'flowchart TD' to paste into Markdown instead of the tree")
+    p.set_defaults(handler="graph:cmd_graph")
+
+
+def handler_of(spec: str) -> Callable[[argparse.Namespace], int]:
+    """``"read:cmd_list"`` -> ``localflow.cli.read.cmd_list``, importing that module now."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(f"localflow.cli.{module}"), name)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    handler = handler_of(args.handler)
+    from localflow.errors import FlowSyntaxError, LocalFlowError  # after parsing: `lf --help` never needs them
+
     try:
-        return args.handler(args)
+        return handler(args)
     except FlowSyntaxError as exc:
         sys.stderr.write(f"{exc}\n")
         return exc.exit_code
@@ -50,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except OSError as exc:  # the machine refused (full disk, permissions): a clear line, not a traceback
+        from localflow.store.atomic import storage_error
+
         error = storage_error("complete the command at", exc.filename or "the LocalFlow home", exc)
         sys.stderr.write(f"error: {error}\n")
         return error.exit_code

@@ -1,36 +1,17 @@
-"""`lf list`, `lf inspect ID`, `lf history ID`: read-only views folded from histories."""
+"""`lf list`, `lf inspect ID`, `lf history ID`: read-only views folded from histories.
+
+Read-only commands are the ones scripts call in loops, so they import what they
+print with: the tables (render.py, rich) only when they print a table.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from rich.text import Text
-
 from localflow import listing
-from localflow.cli import render
-from localflow.cli.common import add_json_flag, console, engine_for, print_json
+from localflow.cli.common import console, engine_for, print_json
 from localflow.core import events as ev
-from localflow.errors import LocalFlowError
 from localflow.store.paths import validate_workflow_id
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list workflows, newest first")
-    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"], help="only this status")
-    p.add_argument("--flow", help="only workflows of this flow")
-    p.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50; 0 = all)")
-    add_json_flag(p)
-    p.set_defaults(handler=cmd_list)
-
-    p = sub.add_parser("inspect", help="status, input, result, steps and attempts of one workflow")
-    p.add_argument("id")
-    add_json_flag(p)
-    p.set_defaults(handler=cmd_inspect)
-
-    p = sub.add_parser("history", help="every event of one workflow")
-    p.add_argument("id")
-    add_json_flag(p)
-    p.set_defaults(handler=cmd_history)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -45,19 +26,32 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(found)
     else:
+        from localflow.cli import render
+
         out = console()
         if found:
             out.print(render.list_table(found))
         else:
             out.print("no workflows yet: start one with `lf run FLOW` or `lf start FLOW`")
+    _warn(problems)
+    return 0
+
+
+def _warn(problems: list[str]) -> None:
+    """One yellow ``warning:`` line on stderr per workflow that could not be read."""
+    if not problems:
+        return
+    from rich.text import Text
+
     err = console()
     err.stderr = True
     for problem in problems:
         err.print(Text.assemble(("warning:", "yellow"), " ", problem), highlight=False)
-    return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from localflow.cli import render  # its JSON shape (render.details) lives there too
+
     engine = engine_for(args)
     state = engine.load(validate_workflow_id(args.id)).state
     if args.json:
@@ -73,5 +67,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.json:
         print_json([ev.to_record(e) for e in loaded.events])
     else:
+        from localflow.cli import render
+
         console().print(render.history_table(loaded.events, loaded.state.flow))
     return 0

@@ -13,7 +13,7 @@ import threading
 import time
 
 from localflow.cli import render
-from localflow.cli.common import add_json_flag, console, engine_for, note_supervisor, parse_input, print_json
+from localflow.cli.common import console, engine_for, note_supervisor, parse_input, print_json
 from localflow.core.state import WorkflowState
 from localflow.core.timefmt import to_iso
 from localflow.engine import Engine
@@ -23,22 +23,6 @@ from localflow.supervisor.executor import Executor
 from localflow.supervisor.service import ExecutorSlot, supervisor_running
 
 _POLL_S = 0.2
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    for name, handler, text in (
-        ("start", cmd_start, "start a workflow (a supervisor runs it) and print its id"),
-        ("run", cmd_run, "start a workflow and run it to the end in the foreground"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("flow", help="flow name: flows/<FLOW>.flow")
-        p.add_argument("--input", metavar="JSON", help="the input as a JSON object")
-        p.add_argument("-i", dest="pairs", action="append", metavar="KEY=VALUE",
-                       help="one input value (JSON, or else a string); repeatable")
-        p.add_argument("--id", help="workflow id (default: FLOW-<utc time>-<random>)")
-        if name == "start":
-            add_json_flag(p)
-        p.set_defaults(handler=handler)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -118,7 +102,7 @@ def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter) -> Workf
     try:
         state = executor.reconcile(workflow_id)
         while not (state.terminal and not executor.busy):
-            dirty = executor.wait_for_work(max_wait_s=0.5, debounce_s=0)
+            dirty = executor.wait_for_work(max_wait_s=0.5)
             for other in sorted(dirty - {workflow_id}):  # child flows it started
                 executor.reconcile(other)
             state = executor.reconcile(workflow_id)

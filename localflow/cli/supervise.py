@@ -9,16 +9,7 @@ import threading
 import time
 
 from localflow.cli.common import engine_for
-from localflow.supervisor.service import DEFAULT_RESCAN_S, Supervisor
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("supervise", help="run workflows: activities, timers, the drop folder (foreground)")
-    p.add_argument("--rescan", type=float, default=DEFAULT_RESCAN_S, metavar="SECONDS",
-                   help=f"full rescan period (default {DEFAULT_RESCAN_S:g}s)")
-    p.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",
-                   help="on stop or timeout, wait this long after SIGTERM before SIGKILL (default 5)")
-    p.set_defaults(handler=cmd_supervise)
+from localflow.supervisor.service import Supervisor
 
 
 def log_line(message: str) -> None:

@@ -17,20 +17,11 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from localflow import ir
-from localflow.cli.common import add_json_flag, engine_for, print_json
+from localflow.cli.common import engine_for, print_json
 from localflow.dsl import read_flow_file
 from localflow.dsl.lexer import diagnostic, physical_lines
 from localflow.engine import Engine
 from localflow.errors import Diagnostic, FlowNotFound, FlowSyntaxError
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("validate", help="check flow files and report every problem (exit 2 if there is any)")
-    p.add_argument("files", nargs="*", metavar="FILE",
-                   help="flow files to check, relative to the current directory "
-                        "(default: every flows/*.flow and flows/*/*.flow)")
-    add_json_flag(p)
-    p.set_defaults(handler=cmd_validate)
 
 
 @dataclass(frozen=True)

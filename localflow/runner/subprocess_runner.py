@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 from localflow.core.jsonvalue import MAX_DEPTH, check_value
 from localflow.errors import InvalidValue
@@ -86,6 +86,36 @@ def kill_orphaned_attempt(tag: str, pid: Union[int, None], proc_start: Union[str
     signalled. Returns how many processes were killed.
     """
     return len(kill_attempt(tag, pid, proc_start))
+
+
+class Running(Protocol):
+    """A started attempt, as the executor sees it (real: RunningAttempt; twin: runner/scripted.py)."""
+
+    pid: int
+    pgid: int
+    proc_start: Union[str, None]
+
+    def wait(self) -> AttemptOutcome: ...
+
+    def cancel(self, kind: str = ..., message: str = ...) -> None: ...
+
+
+class Runner(Protocol):
+    """How the executor starts attempts and cleans up after a crashed one."""
+
+    def start(self, spec: AttemptSpec) -> Running: ...
+
+    def kill_orphans(self, tag: str, pid: Union[int, None], proc_start: Union[str, None]) -> int: ...
+
+
+class SubprocessRunner:
+    """Attempts as real processes (this module's RunningAttempt)."""
+
+    def start(self, spec: AttemptSpec) -> "RunningAttempt":
+        return RunningAttempt(spec)
+
+    def kill_orphans(self, tag: str, pid: Union[int, None], proc_start: Union[str, None]) -> int:
+        return kill_orphaned_attempt(tag, pid, proc_start)
 
 
 class RunningAttempt:

@@ -13,7 +13,7 @@ import zlib
 from typing import Any
 
 from localflow.core.jsonvalue import MAX_EVENT_BYTES
-from localflow.errors import PayloadTooLarge
+from localflow.errors import InvalidValue, PayloadTooLarge
 
 MAX_LINE_BYTES = MAX_EVENT_BYTES
 _LEADING = ("seq", "ts", "type")
@@ -42,7 +42,7 @@ def encode(record: dict[str, Any]) -> bytes:
         ordered["crc"] = checksum(ordered)
         line = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError as exc:  # NaN / Infinity have no JSON form
-        raise LineError(f"event is not valid JSON: {exc}") from exc
+        raise InvalidValue(f"event {record.get('type')} cannot be stored as JSON: {exc}") from None
     data = line.encode("utf-8") + b"\n"
     if len(data) > MAX_LINE_BYTES:
         raise PayloadTooLarge(f"event {record.get('type')}", len(data), MAX_LINE_BYTES)

@@ -8,6 +8,7 @@ from typing import Any, Union
 
 from localflow.errors import WorkflowNotFound
 from localflow.store import creation, history, locks
+from localflow.store.atomic import ensure_dir
 from localflow.store.base import Chunk, Cursor, HistoryStore
 from localflow.store.paths import WORKFLOW_ID_RE, Paths
 
@@ -29,6 +30,8 @@ class FileStore(HistoryStore):
         )
 
     def create(self, workflow_id: str, first: dict[str, Any]) -> None:
+        ensure_dir(self.paths.var_dir)
+        ensure_dir(self.paths.workflows_dir, self.paths.var_dir)
         creation.create_workflow(self.paths, workflow_id, first)
 
     def read(self, workflow_id: str, since: Union[Cursor, None] = None) -> Chunk:

@@ -174,15 +174,16 @@ def append(current: HistoryRead, records: list[dict[str, Any]]) -> None:
     for offset, record in enumerate(records):
         if record["seq"] != expected + offset:
             raise ConflictError(str(current.path), expected + offset, record["seq"])
-    repair_torn_tail(current)
-    data = b"".join(codec.encode(r) for r in records)
+    data = b"".join(codec.encode(r) for r in records)  # first: a value that cannot be stored changes nothing
     if current.valid_size + len(data) > MAX_HISTORY_BYTES:
         raise PayloadTooLarge(f"history {current.path}", current.valid_size + len(data), MAX_HISTORY_BYTES)
     fd = _open_nofollow(current.path, os.O_WRONLY | os.O_APPEND)
     try:
-        size = os.fstat(fd).st_size
-        if size != current.valid_size:
+        # Nobody may have written since the read: only then is what follows the valid prefix
+        # the torn tail that read saw, safe to cut away.
+        if os.fstat(fd).st_size != current.valid_size + len(current.torn):
             raise ConflictError(str(current.path), expected, -1)
+        repair_torn_tail(current)
         written = os.write(fd, data)
         if written != len(data):
             raise OSError(28, "short write")

@@ -41,6 +41,7 @@ class MemoryStore(HistoryStore):
             self._versions[workflow_id] = 1
 
     def read(self, workflow_id: str, since: Union[Cursor, None] = None) -> Chunk:
+        validate_workflow_id(workflow_id)
         with self._guard:
             if workflow_id not in self._lines:
                 raise WorkflowNotFound(workflow_id)
@@ -58,8 +59,11 @@ class MemoryStore(HistoryStore):
         return Chunk(records, Cursor(size, len(lines), id(self), b"", version), b"", not extends)
 
     def append(self, workflow_id: str, after: Chunk, records: list[dict[str, Any]]) -> Cursor:
+        validate_workflow_id(workflow_id)
         encoded = [codec.encode(r) for r in records]
         with self._guard:
+            if workflow_id not in self._lines:
+                raise WorkflowNotFound(workflow_id)
             lines = self._lines[workflow_id]
             if len(lines) != after.cursor.last_seq:
                 raise ConflictError(f"<memory>/{workflow_id}", after.cursor.last_seq + 1, len(lines))
@@ -69,16 +73,19 @@ class MemoryStore(HistoryStore):
             size = self._sizes[workflow_id] + sum(len(line) for line in encoded)
             if size > MAX_HISTORY_BYTES:
                 raise PayloadTooLarge(f"history <memory>/{workflow_id}", size, MAX_HISTORY_BYTES)
-            lines.extend(encoded)
-            self._sizes[workflow_id] = size
-            self._versions[workflow_id] += 1
+            if encoded:
+                lines.extend(encoded)
+                self._sizes[workflow_id] = size
+                self._versions[workflow_id] += 1
             return Cursor(size, len(lines), id(self), b"", self._versions[workflow_id])
 
     def lock(self, workflow_id: str) -> AbstractContextManager:
+        validate_workflow_id(workflow_id)
         with self._guard:
             return self._locks.setdefault(workflow_id, threading.RLock())
 
     def changed(self, workflow_id: str, cursor: Cursor) -> bool:
+        validate_workflow_id(workflow_id)
         with self._guard:
             return self._versions.get(workflow_id) != cursor.mtime_ns or cursor.inode != id(self)
 

@@ -25,7 +25,6 @@ what to start and writing markers happen on the thread that calls ``reconcile``.
 
 from __future__ import annotations
 
-import heapq
 import threading
 from typing import Callable, Iterable, Union
 
@@ -37,12 +36,13 @@ from localflow.runner.proctree import attempt_tag
 from localflow.runner.subprocess_runner import (
     DEFAULT_GRACE_S,
     AttemptSpec,
-    RunningAttempt,
-    kill_orphaned_attempt,
+    Running,
+    Runner,
+    SubprocessRunner,
     spawn_failure,
 )
-from localflow.store import timers as timer_store
 from localflow.store.paths import TimerMarker
+from localflow.supervisor.wakeups import Wakeups
 
 EventSink = Callable[[str, list], None]
 Log = Callable[[str], None]
@@ -56,51 +56,70 @@ class Executor:
         on_events: Union[EventSink, None] = None,
         log: Union[Log, None] = None,
         grace_s: float = DEFAULT_GRACE_S,
+        runner: Union[Runner, None] = None,
+        wakeups: Union[Wakeups, None] = None,
+        waiter: Union[Callable[[threading.Condition, float], object], None] = None,
     ) -> None:
         self.engine = engine
         self.paths = engine.paths
+        self.runner = runner if runner is not None else SubprocessRunner()
+        self.wakeups = wakeups if wakeups is not None else Wakeups(engine.paths)
+        # How to wait for work: the clock's own wait when it has one (a virtual clock skips ahead).
+        self._waiter = waiter or getattr(engine.clock, "wait", None) or (lambda cond, seconds: cond.wait(seconds))
         self.on_events = on_events or (lambda workflow_id, events: None)
         self.log = log or (lambda message: None)
         self.grace_s = grace_s
         self._guard = threading.Lock()
-        self._running: dict[_Key, Union[RunningAttempt, None]] = {}
+        self._running: dict[_Key, Union[Running, None]] = {}
         self._threads: list[threading.Thread] = []
         self._wake = threading.Condition()
-        self._dirty: set[str] = set()
-        self._timers: list[tuple[int, str]] = []  # heap of (fire_at ms, workflow id)
-        self._scheduled: set[tuple[int, str]] = set()  # what the heap holds, so nothing is pushed twice
+        self._dirty: set[str] = set()  # must be reconciled
+        self._hinted: set[str] = set()  # reconciled only if its history changed (file events, rescans)
         self._launched: set[_Key] = set()  # attempts this executor started: never start one twice
         self._stopping = threading.Event()
 
     # --- hints --------------------------------------------------------------
 
     def mark_dirty(self, workflow_id: str) -> None:
+        """Reconcile ``workflow_id`` on the next pass ("" only wakes the loop)."""
         with self._wake:
             self._dirty.add(workflow_id)
             self._wake.notify_all()
 
-    def wait_for_work(self, max_wait_s: float, debounce_s: float = 0.05) -> set[str]:
-        """Block until something is dirty, a timer is due, or ``max_wait_s`` passes."""
+    def hint(self, workflow_id: str) -> None:
+        """Something may have changed ``workflow_id``: reconciled on the next pass if its history did."""
         with self._wake:
-            timeout = min(max_wait_s, self._seconds_to_next_timer())
-            if not self._dirty and timeout > 0:
-                self._wake.wait(timeout)
-        if self._dirty and debounce_s > 0:
-            threading.Event().wait(debounce_s)  # let a burst of hints settle into one pass
+            self._hinted.add(workflow_id)
+            self._wake.notify_all()
+
+    def wait_for_work(self, max_wait_s: float) -> set[str]:
+        """Block until there is work, a wake-up is due, or ``max_wait_s`` passes; returns what to reconcile.
+
+        No fixed debounce: hints that arrive while a pass runs are coalesced into the next
+        one, and a hinted workflow whose history this process already folded costs a stat.
+        """
         with self._wake:
+            timeout = min(max_wait_s, self._seconds_to_next_wakeup())
+            if not (self._dirty or self._hinted) and timeout > 0:
+                self._waiter(self._wake, timeout)
             dirty, self._dirty = self._dirty, set()
-        now = self.engine.clock()
-        with self._wake:
-            while self._timers and self._timers[0][0] <= now:
-                entry = heapq.heappop(self._timers)
-                self._scheduled.discard(entry)
-                dirty.add(entry[1])
+            hinted, self._hinted = self._hinted, set()
+        dirty |= self.wakeups.due(self.engine.clock())
+        dirty |= {w for w in hinted - dirty if w and self._changed(w)}
+        dirty.discard("")
         return dirty
 
-    def _seconds_to_next_timer(self) -> float:
-        if not self._timers:
+    def _changed(self, workflow_id: str) -> bool:
+        try:
+            return self.engine.changed(workflow_id)
+        except LocalFlowError:
+            return True
+
+    def _seconds_to_next_wakeup(self) -> float:
+        at = self.wakeups.next_at()
+        if at is None:
             return float("inf")
-        return max(0.0, (self._timers[0][0] - self.engine.clock()) / 1000)
+        return max(0.0, (at - self.engine.clock()) / 1000)
 
     @property
     def busy(self) -> bool:
@@ -131,8 +150,8 @@ class Executor:
             wanted = state.wanted(state.steps[step])
             name = f"{state.workflow_id}: {step} attempt {attempt.number}"
             # every process of the attempt, by its tag and (if the history names it) its session
-            killed = kill_orphaned_attempt(attempt_tag(self.paths.home, state.workflow_id, step, attempt.number),
-                                           attempt.pid, attempt.proc_start)
+            killed = self.runner.kill_orphans(attempt_tag(self.paths.home, state.workflow_id, step, attempt.number),
+                                              attempt.pid, attempt.proc_start)
             processes = f"{killed} process{'es' if killed != 1 else ''}"
             if attempt.pid is None and killed:  # spawned, but a crash came before its pid was recorded
                 self.log(f"{name} was started but its pid never recorded; killed {processes} of it")
@@ -179,10 +198,10 @@ class Executor:
         for timer in state.timers.values():
             marker = TimerMarker(timer.fire_at, workflow_id, timer.timer)
             if state.timer_wanted(timer):
-                timer_store.write_marker(self.paths, marker)
-                self.schedule_wakeup(workflow_id, timer.fire_at)
+                self.wakeups.set(marker)
             else:
-                timer_store.remove_marker(self.paths, marker)
+                self.wakeups.clear(marker)
+        self._wake_up_loop()
         pending = state.pending_attempts()
         with self._guard:  # forget attempts this state shows are over
             keep = {(workflow_id, step, a.number) for step, a in pending}
@@ -240,15 +259,17 @@ class Executor:
             return
         if not state.wanted(child) and not child_state.terminal and child_state.cancel_requested is None:
             self.engine.cancel(child.child_id, f"its parent {state.workflow_id} no longer needs it")
-        if not child_state.terminal:
-            self.mark_dirty(child.child_id)  # a signal or cancel may have reached it from another process
+            self.mark_dirty(child.child_id)  # our own append: a hint would find nothing changed
+        elif not child_state.terminal:
+            self.hint(child.child_id)  # a signal or cancel may have reached it from another process
 
     def schedule_wakeup(self, workflow_id: str, fire_at: int) -> None:
+        """Reconcile ``workflow_id`` at ``fire_at`` (ms) even if nothing else happens ("" only wakes)."""
+        if self.wakeups.poke(workflow_id, fire_at):
+            self._wake_up_loop()
+
+    def _wake_up_loop(self) -> None:
         with self._wake:
-            if (fire_at, workflow_id) in self._scheduled:
-                return
-            self._scheduled.add((fire_at, workflow_id))
-            heapq.heappush(self._timers, (fire_at, workflow_id))
             self._wake.notify_all()
 
     # --- attempts -----------------------------------------------------------
@@ -285,7 +306,7 @@ class Executor:
         workflow_id, step, number = key
         try:
             try:
-                running = RunningAttempt(spec)
+                running = self.runner.start(spec)
             except (OSError, ValueError, LocalFlowError) as exc:  # not found, not executable, a NUL
                 outcome = spawn_failure(spec, exc)                  # byte in argv, a symlinked logs/
             else:

@@ -27,15 +27,14 @@ from filelock import FileLock, Timeout
 from localflow.engine import Engine
 from localflow.errors import LocalFlowError, SupervisorRunning, UnsafePath
 from localflow.present import describe
-from localflow.store import timers as timer_store
 from localflow.store import safe
 from localflow.store.atomic import remove, storage_error, sweep_tmp, write_atomic
 from localflow.store.creation import sweep_staging
+from localflow.supervisor.defaults import DEFAULT_RESCAN_S
 from localflow.supervisor.dropfolder import DropFolder
 from localflow.supervisor.executor import Executor
+from localflow.supervisor.loop import drive
 from localflow.supervisor.watch import Hints, start_observer
-
-DEFAULT_RESCAN_S = 5.0
 
 
 class ExecutorSlot:
@@ -139,24 +138,14 @@ class Supervisor:
                 sweep_tmp(directory)
             for name in sweep_staging(self.paths.workflows_dir):
                 self.log(f"removed {name}: a workflow creation that never finished")
-            hints = Hints(self.paths, self.executor.mark_dirty, self._on_marker, self._on_drop, self.log)
+            hints = Hints(self.paths, self.executor.hint, self._on_marker, self._on_drop, self.log)
             observer = start_observer(self.paths, hints)
             self._scan_drops(startup=True)
-            self._rescan()
+            self._rescan(startup=True)
             # Said once the startup scan is done: a flow dropped from now on is new, and starts.
             self.log(f"supervising {self.engine.display(self.paths.var_dir)} in {self.paths.home} (pid {os.getpid()})")
-            next_rescan = time.monotonic() + self.rescan_s
-            while not stop.is_set():
-                dirty = self.executor.wait_for_work(max_wait_s=min(0.5, self.rescan_s))
-                for workflow_id in sorted(dirty):
-                    if stop.is_set():
-                        break
-                    self._reconcile(workflow_id)
-                self._process_drops()
-                if time.monotonic() >= next_rescan:
-                    self._rescan()
-                    self._scan_drops()
-                    next_rescan = time.monotonic() + self.rescan_s
+            drive(self.executor, self._reconcile, until=stop.is_set, every_pass=self._process_drops,
+                  periodic=self._periodic, period_s=self.rescan_s)
         finally:
             if observer is not None:
                 observer.stop()
@@ -206,13 +195,19 @@ class Supervisor:
 
     # --- workflows ------------------------------------------------------------
 
-    def _rescan(self) -> None:
+    def _periodic(self) -> None:
+        self._rescan()
+        self._scan_drops()
+
+    def _rescan(self, startup: bool = False) -> None:
+        """Catch what file events missed: at start every unfinished workflow is reconciled (orphans,
+        overdue timers); later a workflow whose history did not change costs a stat."""
         known = set(self.engine.workflow_ids())
         for workflow_id in known - self._finished:
-            self.executor.mark_dirty(workflow_id)
-        for marker in timer_store.list_markers(self.paths):
+            (self.executor.mark_dirty if startup else self.executor.hint)(workflow_id)
+        for marker in self.executor.wakeups.load():  # the durable schedule, re-read
             if marker.workflow_id not in known:
-                timer_store.remove_marker(self.paths, marker)
+                self.executor.wakeups.clear(marker)
 
     def _reconcile(self, workflow_id: str) -> None:
         if not workflow_id:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from localflow.errors import InvalidValue
 from localflow.store import codec, history
 
 
@@ -38,7 +39,7 @@ def test_unicode_payload_round_trips():
 
 
 def test_nan_is_refused_because_json_has_no_nan():
-    with pytest.raises(codec.LineError):
+    with pytest.raises(InvalidValue, match="cannot be stored as JSON"):
         codec.encode(record(1, value=float("nan")))
 
 
