@@ -18,7 +18,7 @@ class SystemClock:
     def __call__(self) -> int:
         return int(time.time() * 1000)
 
-    def wait(self, condition: threading.Condition, seconds: float) -> None:
+    def wait(self, condition: threading.Condition, seconds: float, until_due: float = float("inf")) -> None:
         """Wait on ``condition`` (held by the caller) for at most ``seconds``."""
         condition.wait(seconds)
 
@@ -38,11 +38,12 @@ class VirtualClock:
         with self._guard:
             self.now_ms += ms
 
-    def wait(self, condition: threading.Condition, seconds: float) -> None:
-        """Let other threads run briefly; if nothing woke us, skip the clock ahead by ``seconds``."""
+    def wait(self, condition: threading.Condition, seconds: float, until_due: float = float("inf")) -> None:
+        """Let other threads run briefly; if nothing woke us, skip ahead to the next due wake-up
+        (``until_due`` seconds away; the real-time cap ``seconds`` does not apply to virtual time)."""
         woken = condition.wait(0.005)
-        if not woken and seconds != float("inf"):
-            self.advance(int(seconds * 1000))
+        if not woken and until_due != float("inf"):
+            self.advance(max(1, int(until_due * 1000 + 0.999)))
 
 
 system_clock = SystemClock()

@@ -183,6 +183,11 @@ class Engine:
         false, ``flow_name`` must be a flow *name* found in flows/ (never a path).
         """
         flow, source = self.load_flow(flow_name, allow_path)
+        return self.start_flow(flow, source, given, workflow_id, parent, request)
+
+    def start_flow(self, flow: ir.Flow, source: str, given: dict, workflow_id: Union[str, None] = None,
+                   parent: Union[dict, None] = None, request: Union[dict, None] = None) -> str:
+        """Create a workflow of a parsed ``flow`` (``source`` is the text it was parsed from)."""
         values = check_value(resolve_input(flow, check_value(given, "the input")), "the input")
         workflow_id = validate_workflow_id(workflow_id) if workflow_id else self.new_id(flow.name)
         started = ev.WorkflowStarted(
@@ -200,7 +205,6 @@ class Engine:
         )
         first = ev.to_record(started)
         codec.encode(first)  # too large or not storable: refuse before anything is created
-        self.ensure_layout()
         self.store.create(workflow_id, first)
         return workflow_id
 

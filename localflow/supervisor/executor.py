@@ -58,14 +58,14 @@ class Executor:
         grace_s: float = DEFAULT_GRACE_S,
         runner: Union[Runner, None] = None,
         wakeups: Union[Wakeups, None] = None,
-        waiter: Union[Callable[[threading.Condition, float], object], None] = None,
+        waiter: Union[Callable[[threading.Condition, float, float], object], None] = None,
     ) -> None:
         self.engine = engine
         self.paths = engine.paths
         self.runner = runner if runner is not None else SubprocessRunner()
         self.wakeups = wakeups if wakeups is not None else Wakeups(engine.paths)
         # How to wait for work: the clock's own wait when it has one (a virtual clock skips ahead).
-        self._waiter = waiter or getattr(engine.clock, "wait", None) or (lambda cond, seconds: cond.wait(seconds))
+        self._waiter = waiter or getattr(engine.clock, "wait", None) or (lambda cond, seconds, _: cond.wait(seconds))
         self.on_events = on_events or (lambda workflow_id, events: None)
         self.log = log or (lambda message: None)
         self.grace_s = grace_s
@@ -99,9 +99,9 @@ class Executor:
         one, and a hinted workflow whose history this process already folded costs a stat.
         """
         with self._wake:
-            timeout = min(max_wait_s, self._seconds_to_next_wakeup())
-            if not (self._dirty or self._hinted) and timeout > 0:
-                self._waiter(self._wake, timeout)
+            to_next = self._seconds_to_next_wakeup()
+            if not (self._dirty or self._hinted) and to_next > 0:
+                self._waiter(self._wake, min(max_wait_s, to_next), to_next)
             dirty, self._dirty = self._dirty, set()
             hinted, self._hinted = self._hinted, set()
         dirty |= self.wakeups.due(self.engine.clock())
