@@ -8,7 +8,7 @@ failure of the whole listing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 from localflow.core.state import WorkflowState
 from localflow.core.timefmt import to_iso
@@ -32,24 +32,25 @@ def row_of(state: WorkflowState) -> dict[str, Any]:
     }
 
 
-def row(engine: Engine, workflow_id: str) -> dict[str, Any]:
-    """The listing row of one workflow; LocalFlowError if its history cannot be read."""
-    history = engine.paths.history(workflow_id)
-    cached = summaries.read(engine.paths.var_dir, history)
+def row(engine: Engine, workflow_id: str, cached: Union[dict, None] = None) -> dict[str, Any]:
+    """The listing row of one workflow (``cached``: its summary's row, if one matched); LocalFlowError
+    if its history cannot be read."""
     if cached is not None:
         return cached
     loaded = engine.load(workflow_id)
     fresh = row_of(loaded.state)
-    summaries.write(engine.paths.var_dir, history, loaded.size, fresh)
+    summaries.write(engine.paths.var_dir, engine.paths.history(workflow_id), loaded.size, fresh)
     return fresh
 
 
 def rows(engine: Engine) -> tuple[list[dict[str, Any]], list[str]]:
     """Every workflow's row, newest first, and a line for each workflow that could not be read."""
+    ids = engine.workflow_ids()
+    cached = summaries.read_many(engine.paths.var_dir, engine.paths.workflows_dir, ids)
     found, problems = [], []
-    for workflow_id in engine.workflow_ids():
+    for workflow_id in ids:
         try:
-            found.append(row(engine, workflow_id))
+            found.append(row(engine, workflow_id, cached[workflow_id]))
         except LocalFlowError as exc:
             problems.append(f"{workflow_id}: {exc}")
     found.sort(key=lambda r: (r["started"], r["id"]), reverse=True)

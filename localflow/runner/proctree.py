@@ -30,6 +30,7 @@ What cannot be caught:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import signal
@@ -50,19 +51,27 @@ def attempt_tag(home: Union[str, os.PathLike], workflow_id: str, step: str, atte
     The hash is of the home's real path, so two homes never share a tag. Workflow ids
     hold no ``:`` and the attempt number is last, so the tag is unambiguous.
     """
-    real = os.path.realpath(os.fspath(home)).encode("utf-8", "surrogateescape")
-    return f"{hashlib.sha256(real).hexdigest()[:8]}:{workflow_id}:{step}:{attempt}"
+    return f"{_home_hash(os.fspath(home))}:{workflow_id}:{step}:{attempt}"
+
+
+@functools.lru_cache(maxsize=64)
+def _home_hash(home: str) -> str:
+    real = os.path.realpath(home).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(real).hexdigest()[:8]
 
 
 def _stat_fields(pid: int) -> Optional[list[str]]:
     """Fields 3 onwards of /proc/PID/stat (index 0 is the state), or None if it is gone."""
-    try:
-        with open(f"{_PROC}/{pid}/stat", "rb") as handle:
-            stat = handle.read().decode("ascii", "replace")
+    try:  # os-level read: this runs for every process on every scan
+        fd = os.open(f"{_PROC}/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            stat = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(b")") + 2:].decode("ascii", "replace").split()
     return fields if len(fields) > 19 else None
 
 
@@ -100,6 +109,9 @@ def _scan(tag: str, sid: Optional[int], not_before: StartTime) -> list[tuple[int
     """(pid, start time) of every live process of the attempt."""
     entry = f"{TAG_VAR}={tag}".encode("utf-8", "surrogateescape")
     floor = _session_floor(sid, not_before)
+    # Nothing of the attempt can have started before its leader: older processes are skipped
+    # without reading their environment (the common case, and most of a scan's cost).
+    earliest = _as_int(not_before)
     try:
         names = os.listdir(_PROC)
     except OSError:
@@ -113,10 +125,19 @@ def _scan(tag: str, sid: Optional[int], not_before: StartTime) -> list[tuple[int
         fields = _stat_fields(pid)
         if fields is None or fields[0] in ("Z", "X", "x"):  # gone, or dead and waiting to be reaped
             continue
+        if earliest is not None and int(fields[19]) < earliest:
+            continue
         in_session = floor is not None and int(fields[3]) == sid and int(fields[19]) >= floor
         if in_session or _has_tag(pid, entry):
             found.append((pid, fields[19]))
     return found
+
+
+def _as_int(value: StartTime) -> Optional[int]:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
 
 
 def find_attempt_processes(tag: str, sid: Optional[int] = None, not_before: StartTime = None) -> list[int]:

@@ -15,6 +15,7 @@ stdout that parses as JSON is the result; other text is kept as a string
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol, Union
 
 from localflow.core.jsonvalue import MAX_DEPTH, check_value
-from localflow.errors import InvalidValue
+from localflow.errors import InvalidValue, UnsafePath
 from localflow.store import safe
 from localflow.runner.proctree import (
     TAG_VAR,
@@ -136,9 +137,14 @@ class RunningAttempt:
         env[TAG_VAR] = spec.attempt_tag
         # The three files are opened under var/ without following any symlink, and stdout and
         # stderr stay open so the outcome is read from what the process wrote, not from a path.
-        self._out, self._err = _open_logs(spec)
+        with safe.directory(spec.var_dir, spec.stdout_path.parent, create=True) as logs:
+            self._out, self._err = _open_logs(logs, spec)
+            try:
+                stdin = _open_log(logs, spec.stdin_path)
+            except BaseException:
+                self._close_logs()
+                raise
         try:
-            stdin = _open_log(spec, spec.stdin_path)
             try:
                 _write_all(stdin, json.dumps(spec.stdin).encode("utf-8"))
                 os.lseek(stdin, 0, os.SEEK_SET)
@@ -302,20 +308,24 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _open_logs(spec: AttemptSpec) -> tuple[int, int]:
-    out = _open_log(spec, spec.stdout_path)
+def _open_logs(logs: int, spec: AttemptSpec) -> tuple[int, int]:
+    out = _open_log(logs, spec.stdout_path)
     try:
-        return out, _open_log(spec, spec.stderr_path)
+        return out, _open_log(logs, spec.stderr_path)
     except BaseException:
         os.close(out)
         raise
 
 
-def _open_log(spec: AttemptSpec, path: Path) -> int:
-    """A fresh private file in the attempt's logs/ folder, never through a symlink."""
-    with safe.directory(spec.var_dir, path.parent, create=True) as logs:
+def _open_log(logs: int, path: Path) -> int:
+    """A fresh private file in the attempt's logs/ folder (``logs``, opened without following links)."""
+    try:
         fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=logs)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePath(str(path), "it is a symlink") from None
+        raise
     os.fchmod(fd, 0o600)
     return fd
 

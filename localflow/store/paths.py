@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from localflow.errors import InvalidWorkflowId
@@ -63,35 +64,37 @@ class Paths:
     def at(cls, home: str | Path) -> "Paths":
         return cls(Path(home).absolute())
 
-    @property
+    # Cached: these are asked for on every event and every transaction (frozen dataclass,
+    # so the cache is written straight into the instance dict, as cached_property does).
+    @cached_property
     def flows_dir(self) -> Path:
         return self.home / "flows"
 
-    @property
+    @cached_property
     def var_dir(self) -> Path:
         return self.home / "var"
 
-    @property
+    @cached_property
     def workflows_dir(self) -> Path:
         return self.var_dir / "workflows"
 
-    @property
+    @cached_property
     def timers_dir(self) -> Path:
         return self.var_dir / "timers"
 
-    @property
+    @cached_property
     def requests_dir(self) -> Path:
         return self.var_dir / "requests"
 
-    @property
+    @cached_property
     def registry_dir(self) -> Path:
         return self.var_dir / "registry"
 
-    @property
+    @cached_property
     def supervisor_lock(self) -> Path:
         return self.var_dir / "supervisor.lock"
 
-    @property
+    @cached_property
     def supervisor_info(self) -> Path:
         return self.var_dir / "supervisor.json"
 

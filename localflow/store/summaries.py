@@ -1,10 +1,12 @@
 """Derived per-workflow summaries (``var/workflows/<id>/summary.json``) that make listing fast.
 
 A summary is a listing row folded from a history, stamped with what it was made
-from: the history's inode, the size of its valid prefix and that prefix's last 64
-bytes. It is used only while the history still has exactly that prefix and no more
-(ARCHITECTURE rule 11); otherwise the caller folds the history and writes a new
-one. The history stays the only truth: deleting every summary changes no output,
+from: the history's inode, size and modification time (ns), as the supervisor's
+stat-only rescans use them. It is used only while a ``stat`` of the history still
+gives exactly that stamp (ARCHITECTURE rule 11), so listing reads no history at all;
+otherwise the caller folds the history and writes a new one. (Any append or
+rewrite changes size or mtime; only a rewrite that also restores the old mtime on
+purpose would go unnoticed.) The history stays the only truth: deleting every summary changes no output,
 only the time it takes.
 
 Summaries are written tmp -> rename without fsync: a summary lost or torn by a
@@ -24,35 +26,50 @@ from localflow.store import safe
 NAME = "summary.json"
 HISTORY = "history.jsonl"
 _MAX_SUMMARY = 64 * 1024
-_TAIL = 64
-_VERSION = 1
+_VERSION = 2
 
 
-def _tail(dir_fd: int, size: int) -> bytes:
-    fd = os.open(HISTORY, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-    try:
-        start = max(size - _TAIL, 0)
-        return os.pread(fd, size - start, start)
-    finally:
-        os.close(fd)
+def _stamp(dir_fd: int) -> tuple[int, int, int]:
+    info = os.stat(HISTORY, dir_fd=dir_fd, follow_symlinks=False)
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def read(var_dir: Path, history: Path) -> Union[dict[str, Any], None]:
     """The row of a summary that still matches ``history``, or None (absent, stale, unreadable)."""
+    workflow_dir = history.parent
+    return read_many(var_dir, workflow_dir.parent, [workflow_dir.name])[workflow_dir.name]
+
+
+def read_many(var_dir: Path, workflows_dir: Path, workflow_ids: list[str]) -> dict[str, Union[dict, None]]:
+    """``read`` for many workflows, walking to ``workflows_dir`` once (listing 10,000 is the hot path)."""
+    rows: dict[str, Union[dict, None]] = dict.fromkeys(workflow_ids)
     try:
-        with safe.directory(var_dir, history.parent) as dir_fd:
-            fd = os.open(NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            try:
-                stamp = json.loads(os.read(fd, _MAX_SUMMARY))
-            finally:
-                os.close(fd)
-            info = os.stat(HISTORY, dir_fd=dir_fd, follow_symlinks=False)
-            if (stamp.get("version") != _VERSION or stamp.get("inode") != info.st_ino
-                    or stamp.get("size") != info.st_size or _tail(dir_fd, info.st_size).hex() != stamp.get("tail")):
-                return None
-        row = stamp.get("row")
-    except (OSError, ValueError, LocalFlowError, AttributeError):
+        with safe.directory(var_dir, workflows_dir) as parent:
+            for workflow_id in workflow_ids:
+                rows[workflow_id] = _read_one(parent, workflow_id)
+    except (OSError, LocalFlowError):
+        pass
+    return rows
+
+
+def _read_one(parent: int, workflow_id: str) -> Union[dict[str, Any], None]:
+    try:
+        dir_fd = os.open(workflow_id, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    except OSError:
         return None
+    try:
+        fd = os.open(NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            stamp = json.loads(os.read(fd, _MAX_SUMMARY))
+        finally:
+            os.close(fd)
+        if stamp.get("version") != _VERSION or stamp.get("stamp") != list(_stamp(dir_fd)):
+            return None
+        row = stamp.get("row")
+    except (OSError, ValueError, AttributeError):
+        return None
+    finally:
+        os.close(dir_fd)
     return row if isinstance(row, dict) else None
 
 
@@ -62,8 +79,10 @@ def write(var_dir: Path, history: Path, valid_size: int, row: dict[str, Any]) ->
     tmp = f"{NAME}.{os.getpid()}.tmp"
     try:
         with safe.directory(var_dir, target.parent) as dir_fd:
-            stamp = {"version": _VERSION, "inode": os.stat(HISTORY, dir_fd=dir_fd, follow_symlinks=False).st_ino,
-                     "size": valid_size, "tail": _tail(dir_fd, valid_size).hex(), "row": row}
+            now = _stamp(dir_fd)
+            if now[1] != valid_size:
+                return  # appended since it was folded (or a torn tail): nothing to stamp it with
+            stamp = {"version": _VERSION, "stamp": list(now), "row": row}
             data = json.dumps(stamp, ensure_ascii=False, allow_nan=False).encode("utf-8")
             if len(data) > _MAX_SUMMARY:
                 return

@@ -77,6 +77,9 @@ class Executor:
         self._hinted: set[str] = set()  # reconciled only if its history changed (file events, rescans)
         self._launched: set[_Key] = set()  # attempts this executor started: never start one twice
         self._stopping = threading.Event()
+        # Attempts scheduled from now on were scheduled by this executor (it holds the slot), so
+        # only older ones can have been spawned by a crashed executor that never recorded the pid.
+        self._since = engine.clock()
 
     # --- hints --------------------------------------------------------------
 
@@ -149,6 +152,8 @@ class Executor:
                 continue
             wanted = state.wanted(state.steps[step])
             name = f"{state.workflow_id}: {step} attempt {attempt.number}"
+            if attempt.pid is None and wanted and attempt.scheduled_at >= self._since:
+                continue  # scheduled while this executor held the slot: never spawned by another
             # every process of the attempt, by its tag and (if the history names it) its session
             killed = self.runner.kill_orphans(attempt_tag(self.paths.home, state.workflow_id, step, attempt.number),
                                               attempt.pid, attempt.proc_start)

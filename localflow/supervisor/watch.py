@@ -2,8 +2,10 @@
 
 Filesystem events are hints, never truth (litestream, dramatiq): the handler
 only records *what* changed and the loop re-reads it; a rescan catches anything
-inotify dropped. It reacts to created, modified, closed and moved events (an
-atomic rename arrives as a move), and ignores:
+inotify dropped. It asks the kernel only for created, closed-after-writing and
+moved events (an atomic rename arrives as a move; an append ends with a close),
+so reads, opens and each write of an activity's output cost nothing; and it
+ignores, with string checks before anything else:
 - deletions: nothing to run when a file goes away;
 - activity logs (``logs/``), lock files and ``*.tmp``: our own side files, whose
   writes would otherwise wake the loop on every line an activity prints;
@@ -21,12 +23,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from localflow.store.paths import Paths, parse_timer_marker
 
 _RELEVANT = {"created", "modified", "closed", "moved"}
+_WANTED = [FileCreatedEvent, DirCreatedEvent, FileClosedEvent, FileMovedEvent, DirMovedEvent]
 
 
 class Hints(FileSystemEventHandler):
@@ -39,6 +50,9 @@ class Hints(FileSystemEventHandler):
         log: Callable[[str], None],
     ) -> None:
         self.paths = paths
+        self._timers = str(paths.timers_dir)
+        self._flows = str(paths.flows_dir)
+        self._workflows = str(paths.workflows_dir)
         self.on_workflow = on_workflow
         self.on_timer = on_timer
         self.on_drop = on_drop
@@ -50,34 +64,36 @@ class Hints(FileSystemEventHandler):
                 return
             target = getattr(event, "dest_path", "") or event.src_path
             moved = event.event_type == "moved" and bool(getattr(event, "dest_path", ""))
-            self._route(Path(target if isinstance(target, str) else target.decode()), event.is_directory, moved)
+            self._route(target if isinstance(target, str) else target.decode(), event.is_directory, moved)
         except Exception as exc:  # never let a hint kill the observer thread
             self.log(f"watch: ignored {event!r}: {exc}")
 
-    def _route(self, path: Path, is_directory: bool, moved: bool = False) -> None:
-        if path.name.endswith(".tmp") or path.name.startswith("."):
+    def _route(self, path: "Path | str", is_directory: bool, moved: bool = False) -> None:
+        parent, _, name = str(path).rpartition("/")
+        if name.endswith(".tmp") or name.startswith("."):
             return
-        parent = path.parent
-        if parent == self.paths.timers_dir:
-            marker = parse_timer_marker(path.name)
+        if parent == self._timers:
+            marker = parse_timer_marker(name)
             if marker is not None:
                 self.on_timer(marker.workflow_id, marker.fire_at_ms)
-        elif parent == self.paths.flows_dir:
-            if path.name.endswith(".flow") or path.name.endswith(".start.json"):
-                self.on_drop(path, moved)
-        elif parent == self.paths.workflows_dir and is_directory:
-            self.on_workflow(path.name)
-        elif (parent.parent == self.paths.workflows_dir and path.name == "history.jsonl"
-              and not parent.name.startswith(".")):
-            self.on_workflow(parent.name)
+        elif parent == self._flows:
+            if name.endswith(".flow") or name.endswith(".start.json"):
+                self.on_drop(Path(parent, name), moved)
+        elif parent == self._workflows:
+            if is_directory:
+                self.on_workflow(name)
+        elif name == "history.jsonl":
+            top, _, workflow = parent.rpartition("/")
+            if top == self._workflows and not workflow.startswith("."):
+                self.on_workflow(workflow)
 
 
 def start_observer(paths: Paths, hints: Hints) -> Observer:
     observer = Observer()
-    observer.schedule(hints, str(paths.workflows_dir), recursive=True)
-    observer.schedule(hints, str(paths.timers_dir), recursive=False)
+    observer.schedule(hints, str(paths.workflows_dir), recursive=True, event_filter=_WANTED)
+    observer.schedule(hints, str(paths.timers_dir), recursive=False, event_filter=_WANTED)
     if paths.flows_dir.is_dir():
-        observer.schedule(hints, str(paths.flows_dir), recursive=False)
+        observer.schedule(hints, str(paths.flows_dir), recursive=False, event_filter=_WANTED)
     observer.daemon = True
     observer.start()
     return observer
