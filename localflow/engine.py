@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Union
 
-from localflow import dsl, ir
+from localflow import ir
 from localflow.core import events as ev
 from localflow.core.decide import decide
 from localflow.core.inputs import resolve_input
@@ -131,6 +131,8 @@ class Engine:
     def load_flow(self, name: str, allow_path: bool = True) -> tuple[ir.Flow, str]:
         """Parse a flow (see ``find_flow``); returns the flow and its exact source text."""
         path = self.find_flow(name, allow_path)
+        from localflow import dsl  # the parser only where a flow is read (cheap read commands)
+
         return dsl.read_flow_file(path, self.display(path))
 
     def display(self, path: Path) -> str:

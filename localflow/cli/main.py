@@ -87,7 +87,8 @@ def _add_supervise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rescan", type=float, default=DEFAULT_RESCAN_S, metavar="SECONDS",
                    help=f"full rescan period (default {DEFAULT_RESCAN_S:g}s)")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, metavar="SECONDS",
-                   help=f"on stop or timeout, wait this long after SIGTERM before SIGKILL (default {DEFAULT_GRACE_S:g})")
+                   help="on stop or timeout, wait this long after SIGTERM before SIGKILL "
+                        f"(default {DEFAULT_GRACE_S:g})")
     p.set_defaults(handler="supervise:cmd_supervise")
 
 

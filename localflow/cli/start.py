@@ -20,6 +20,7 @@ from localflow.engine import Engine
 from localflow.errors import SupervisorRunning
 from localflow.present import describe
 from localflow.supervisor.executor import Executor
+from localflow.supervisor.loop import drive
 from localflow.supervisor.service import ExecutorSlot, supervisor_running
 
 _POLL_S = 0.2
@@ -94,19 +95,29 @@ class _ProgressPrinter:
 
 
 def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter) -> WorkflowState:
+    """Run the workflow (and the child flows it starts) with the supervisor's own loop."""
     slot = ExecutorSlot(engine, f"lf run {workflow_id}")
     slot.acquire()
     printer.events(engine.load(workflow_id).events)
-    executor = Executor(engine, on_events=lambda wid, events: printer.events(events) if wid == workflow_id
-                        else printer.child(wid, events))
+    seen = {workflow_id}
+
+    def on_events(wid: str, events: list) -> None:
+        seen.add(wid)
+        printer.events(events) if wid == workflow_id else printer.child(wid, events)
+
+    executor = Executor(engine, on_events=on_events)
+
+    def poll() -> None:  # no file watcher here: signals or cancels from other processes, a stat each
+        for wid in sorted(seen):
+            executor.hint(wid)
+
+    def finished() -> bool:
+        return engine.state_of(workflow_id).terminal and not executor.busy
+
     try:
-        state = executor.reconcile(workflow_id)
-        while not (state.terminal and not executor.busy):
-            dirty = executor.wait_for_work(max_wait_s=0.5)
-            for other in sorted(dirty - {workflow_id}):  # child flows it started
-                executor.reconcile(other)
-            state = executor.reconcile(workflow_id)
-        return state
+        executor.mark_dirty(workflow_id)
+        drive(executor, executor.reconcile, until=finished, periodic=poll, period_s=_POLL_S)
+        return engine.state_of(workflow_id)
     except KeyboardInterrupt:
         printer.note("interrupted: stopping the running activity; `lf supervise` will carry the workflow on")
         raise

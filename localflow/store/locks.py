@@ -12,18 +12,20 @@ import errno
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import TYPE_CHECKING, Iterator, Union
 
-from filelock import FileLock, Timeout
 
 from localflow.errors import LocalFlowError, UnsafePath
 from localflow.store import safe
 from localflow.store.atomic import FILE_MODE, storage_error
 
+if TYPE_CHECKING:
+    from filelock import FileLock
+
 LOCK_TIMEOUT_S = 60.0
 
 _registry_guard = threading.Lock()
-_registry: dict[str, tuple[threading.Lock, FileLock]] = {}
+_registry: dict[str, tuple[threading.Lock, "FileLock"]] = {}
 
 
 class LockTimeout(LocalFlowError):
@@ -32,7 +34,9 @@ class LockTimeout(LocalFlowError):
         super().__init__(f"{path} stayed locked for {seconds:.0f}s; is another LocalFlow process stuck?")
 
 
-def _entry(path: Path) -> tuple[threading.Lock, FileLock]:
+def _entry(path: Path) -> tuple[threading.Lock, "FileLock"]:
+    from filelock import FileLock  # here, not at the top: read-only commands never lock (15 ms)
+
     key = str(path)
     with _registry_guard:
         entry = _registry.get(key)
@@ -56,6 +60,8 @@ def hold(path: Path, timeout: float = LOCK_TIMEOUT_S, anchor: Union[Path, None] 
     if not thread_lock.acquire(timeout=timeout):
         raise LockTimeout(path, timeout)
     try:
+        from filelock import Timeout
+
         try:
             file_lock.acquire(timeout=timeout)
         except Timeout:
