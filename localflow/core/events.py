@@ -18,6 +18,7 @@ writes as lines (with ``ts`` as ISO-8601); docs/events.md documents them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from typing import Any, ClassVar, Union
 
@@ -277,12 +278,17 @@ class UnknownEventType(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=None)
+def _field_names(cls: type) -> frozenset:
+    return frozenset(f.name for f in fields(cls))
+
+
 def from_record(record: dict[str, Any]) -> Event:
     """Inverse of ``to_record``; raises UnknownEventType or ValueError for malformed records."""
     cls = EVENT_TYPES.get(record.get("type", ""))
     if cls is None:
         raise UnknownEventType(f"unknown event type {record.get('type')!r}")
-    names = {f.name for f in fields(cls)}
+    names = _field_names(cls)
     values = {}
     for key, value in record.items():
         if key == "type":

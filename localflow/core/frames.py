@@ -14,9 +14,10 @@ These functions take and return a ``WorkflowState`` (only its ``frames`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Union
 
+from localflow.core.frozen import replace
 from localflow import ir
 from localflow.errors import FoldError
 

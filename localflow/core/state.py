@@ -13,10 +13,11 @@ Statuses: ``running``, ``completed``, ``failed``, ``cancelled``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import singledispatch
 from typing import Any, Iterable, Mapping, Union
 
+from localflow.core.frozen import replace
 from localflow import ir
 from localflow.core import events as ev
 from localflow.core.frames import (
