@@ -15,16 +15,18 @@ import hashlib
 import os
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Iterable, Union
 
 from localflow import ir
 from localflow.core import events as ev
 from localflow.core.decide import decide
+from localflow.core.replay import replay
 from localflow.core.inputs import resolve_input
 from localflow.core.state import FoldError, WorkflowState, evolve, fold
-from localflow.errors import FlowNotFound, InputError, HistoryCorruptError, WorkflowFinished, WorkflowNotFound
+from localflow.errors import (FlowNotFound, HistoryCorruptError, InputError, NondeterminismError, WorkflowFinished,
+                              WorkflowNotFound)
 from localflow.core.jsonvalue import check_value
 from localflow.store import codec
 from localflow.store.base import Chunk, Cursor, HistoryStore
@@ -75,6 +77,10 @@ class Engine:
         self.paths = Paths.at(home)
         self.clock = clock
         self.store = store if store is not None else FileStore(self.paths)
+        # Whatever executes workflows sets this: each history is then replayed (every decision
+        # checked against its flow) once per process before anything more is decided for it.
+        self.verify = False
+        self._verified: set[str] = set()
         # A long-lived process (supervisor, lf run) folds each history once and then only
         # what was appended since: histories are append-only, so a valid prefix never changes.
         self._folded: dict[str, _Folded] = {}
@@ -218,8 +224,11 @@ class Engine:
         """
         with self.store.lock(workflow_id):
             chunk, state = self._read_state(workflow_id)
-            now = self.clock()
+            # One timestamp per transaction, later than any before it: replay tells transactions
+            # apart by it (core/replay.py), and a clock that steps back cannot reorder a history.
+            now = max(self.clock(), state.updated_at + 1)
             appended: list[ev.Event] = []
+            divergence = self._verify(workflow_id, state)
 
             def add(event: ev.Event) -> None:
                 nonlocal state
@@ -227,6 +236,8 @@ class Engine:
                 state = evolve(state, event)
                 appended.append(event)
 
+            if divergence is not None:
+                add(divergence)
             for event in (world(state) if world else ()):
                 add(event)
             for _ in range(_MAX_DECISION_ROUNDS):
@@ -239,6 +250,19 @@ class Engine:
                 cursor = self.store.append(workflow_id, chunk, [ev.to_record(e) for e in appended])
                 self._remember(workflow_id, cursor, state)
             return Transaction(state, appended)
+
+    def _verify(self, workflow_id: str, state: WorkflowState) -> Union[ev.WorkflowNondeterministic, None]:
+        """Replay the whole history once per process (``verify``); the divergence to record, if any."""
+        if not self.verify or workflow_id in self._verified or state.divergence is not None:
+            return None
+        events = self.load(workflow_id).events
+        self._verified.add(workflow_id)
+        try:
+            replay(events)
+        except NondeterminismError as exc:
+            return ev.WorkflowNondeterministic(at=exc.seq, expected=_as_json(exc.expected),
+                                               recorded=_as_json(exc.recorded), where=exc.detail)
+        return None
 
     def state_of(self, workflow_id: str) -> WorkflowState:
         """The current state, folding only what was appended since this process last looked."""
@@ -302,3 +326,9 @@ class Engine:
 
         return self.transact(workflow_id, world)
 
+
+def _as_json(decision: object) -> object:
+    """A decision as it would be recorded (``{"type": ..., fields}``), for the divergence event."""
+    if decision is None or isinstance(decision, str):
+        return decision
+    return {"type": ev.recorded_name(decision), **{f.name: getattr(decision, f.name) for f in fields(decision)}}

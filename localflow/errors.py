@@ -146,6 +146,7 @@ class NondeterminismError(LocalFlowError):
         self.seq = seq
         self.expected = expected
         self.recorded = recorded
+        self.detail = detail
         extra = f" ({detail})" if detail else ""
         super().__init__(
             f"nondeterminism at seq {seq}{extra}: the flow decides {expected!r} "

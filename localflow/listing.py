@@ -28,7 +28,8 @@ def row_of(state: WorkflowState) -> dict[str, Any]:
         "started": to_iso(state.started_at),
         "updated": to_iso(state.updated_at),
         "ended": None if state.ended_at is None else to_iso(state.ended_at),
-        "error": error.get("message") if state.terminal and state.status != "completed" else None,
+        "error": error.get("message") if state.terminal and state.status != "completed" else (
+            f"nondeterministic at seq {state.divergence['at']}" if state.divergence else None),
     }
 
 

@@ -122,6 +122,8 @@ def _describe(event: ev.Event) -> str:
         return f"completed -> {short_json(event.result)}"
     if isinstance(event, ev.WorkflowFailed):
         return f"failed: {(event.error or {}).get('message')}" + _compensated(event.error)
+    if isinstance(event, ev.WorkflowNondeterministic):
+        return f"nondeterministic: {divergence_text(event.at, event.expected, event.recorded, event.where)}"
     if isinstance(event, ev.WorkflowCancelled):
         return f"cancelled: {(event.reason or {}).get('message')}" + _compensated(event.reason)
     return _describe_flow_event(event)
@@ -161,3 +163,11 @@ def _describe_flow_event(event: ev.Event, where: str = "") -> str:
         steps = ", ".join(event.steps) or "nothing to undo"
         return f"compensating ({why}): undo {steps}"
     return type(event).__name__
+
+
+def divergence_text(at: int, expected: Any, recorded: Any, where: str) -> str:
+    """One line for a history that disagrees with its flow (the recorded divergence)."""
+    decides = short_json(expected) if expected is not None else "nothing"
+    holds = short_json(recorded) if recorded is not None else "nothing"
+    return (f"at seq {at} the flow decides {decides} but the history recorded {holds} ({where}); "
+            "nothing more is decided for it: `lf cancel` ends it")

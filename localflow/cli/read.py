@@ -11,6 +11,8 @@ import argparse
 from localflow import listing
 from localflow.cli.common import console, engine_for, print_json
 from localflow.core import events as ev
+from localflow.core.state import NONDETERMINISTIC
+from localflow.errors import NondeterminismError
 from localflow.store.paths import validate_workflow_id
 
 
@@ -58,7 +60,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print_json(render.details(state))
     else:
         console().print(render.inspect_view(state))
-    return 0
+    return NondeterminismError.exit_code if state.status == NONDETERMINISTIC else 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -24,9 +24,10 @@ from localflow.core import events as ev
 from localflow.core.state import TimerState, WorkflowState
 from localflow.core.timefmt import format_duration, to_iso
 from localflow.listing import row_of
-from localflow.present import clip_json, clip_text, describe, short_json
+from localflow.present import clip_json, clip_text, describe, divergence_text, short_json
 
 STATUS_STYLE = {"running": "cyan", "completed": "green", "failed": "red", "scheduled": "yellow",
+                "nondeterministic": "bold red",
                 "cancelled": "magenta"}
 
 
@@ -85,6 +86,7 @@ def details(state: WorkflowState) -> dict[str, Any]:
         "input": dict(state.input),
         "result": state.result,
         "error": state.error,
+        "divergence": state.divergence,
         "ended": _iso(state.ended_at),
         "steps": steps,
         "pending_timers": [_timer(t) for t in state.pending_timers() if state.timer_wanted(t)],
@@ -157,6 +159,8 @@ def inspect_view(state: WorkflowState) -> Group:
     head.add_row("input", value_text(dict(state.input), see))
     if state.status == "completed":
         head.add_row("result", value_text(state.result, see))
+    if state.divergence is not None:
+        head.add_row("nondeterministic", plain_text(_divergence(state), see, style="red"))
     if state.error:
         head.add_row("error", plain_text(str(state.error.get("message")), see, style="red"))
     if state.parent:
@@ -224,12 +228,18 @@ def history_table(events: list[ev.Event], flow: Any = None) -> Table:
     return table
 
 
+def _divergence(state: WorkflowState) -> str:
+    d = state.divergence
+    return divergence_text(d["at"], d["expected"], d["recorded"], d["where"]) if d else ""
+
+
 def result_panel(state: WorkflowState) -> Panel:
     see = _see(state.workflow_id)
     title = Text(f"{state.workflow_id} {state.status}")
     if state.status == "completed":
         return Panel(value_text(state.result, see, indent=2), title=title, border_style="green", expand=False)
-    body = plain_text(str((state.error or {}).get("message", "unknown error")), see)
+    message = _divergence(state) or str((state.error or {}).get("message", "unknown error"))
+    body = plain_text(message, see)
     compensated = (state.error or {}).get("compensated")
     if compensated:
         body.append(f"\ncompensated: {', '.join(compensated)}")

@@ -17,7 +17,7 @@ from localflow.cli.common import console, engine_for, note_supervisor, parse_inp
 from localflow.core.state import WorkflowState
 from localflow.core.timefmt import to_iso
 from localflow.engine import Engine
-from localflow.errors import SupervisorRunning
+from localflow.errors import NondeterminismError, SupervisorRunning
 from localflow.present import describe
 from localflow.supervisor.executor import Executor
 from localflow.supervisor.loop import drive
@@ -45,6 +45,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     printer.flow = engine.load(workflow_id).state.flow
     state = _drive_or_follow(engine, workflow_id, printer)
     console().print(render.result_panel(state))
+    if state.divergence is not None:
+        return NondeterminismError.exit_code
     return 0 if state.status == "completed" else 1
 
 
@@ -65,7 +67,7 @@ def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinte
             told = holder
         loaded = engine.load(workflow_id)
         printer.events(loaded.events)
-        if loaded.state.terminal:
+        if loaded.state.terminal or loaded.state.divergence is not None:
             return loaded.state
         time.sleep(_POLL_S)
 
@@ -112,7 +114,8 @@ def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter) -> Workf
             executor.hint(wid)
 
     def finished() -> bool:
-        return engine.state_of(workflow_id).terminal and not executor.busy
+        state = engine.state_of(workflow_id)
+        return (state.terminal or state.divergence is not None) and not executor.busy
 
     try:
         executor.mark_dirty(workflow_id)

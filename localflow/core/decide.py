@@ -61,6 +61,13 @@ class _Batch:
 def decide(state: WorkflowState) -> list:
     if state.terminal:
         return []
+    if state.divergence is not None:
+        # The history disagrees with the flow: decide nothing from a state that cannot be
+        # trusted, except ending it when asked (compensation would decide from that state too).
+        if state.cancel_requested is None:
+            return []
+        return [ev.CancelWorkflow({"kind": "cancelled", "message": state.cancel_requested,
+                                   "not_compensated": "the history disagrees with its flow"})]
     if state.compensation is not None:
         return _compensate(state)
     if state.cancel_requested is not None:

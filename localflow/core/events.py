@@ -9,7 +9,9 @@ Two families of events never mix:
   checks that deciding again yields the same commands.
 - *world* events record what came from outside: WorkflowStarted,
   ActivityStarted, ActivityCompleted, ActivityFailed, TimerFired,
-  SignalReceived, CancelRequested, ChildCompleted, ChildFailed.
+  SignalReceived, CancelRequested, ChildCompleted, ChildFailed, and
+  WorkflowNondeterministic (the executor found, by replaying, that the history
+  disagrees with its flow).
 
 Every event carries ``seq`` (1, 2, ...) and ``ts`` (epoch ms, stamped by the
 shell). ``to_record`` / ``from_record`` convert to the plain dicts the store
@@ -219,6 +221,20 @@ class CancelRequested(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WorkflowNondeterministic(Event):
+    """The history disagrees with its pinned flow (found by replaying it): nothing more is decided.
+
+    ``at`` is the seq where they part; ``expected`` / ``recorded`` the two decisions (as
+    JSON, ``null`` for none), ``where`` the flow line(s) deciding there.
+    """
+
+    at: int
+    expected: JSON
+    recorded: JSON
+    where: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ChildCompleted(Event):
     step: str
     child_id: str
@@ -257,6 +273,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CancelRequested,
         ChildCompleted,
         ChildFailed,
+        WorkflowNondeterministic,
     )
 }
 

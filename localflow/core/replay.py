@@ -1,16 +1,30 @@
 """Replay: fold a history event by event and check every recorded decision (pure).
 
 At each decision event, ``decide`` on the state folded so far must produce the
-command that event records; a difference raises ``NondeterminismError`` naming
-the seq, what the flow decides now, what the history holds, and the flow line.
-Pass ``flow`` to replay an old history against a *new* definition: that is how
-a user checks that editing a flow is safe for workflows already running.
+command that event records, compared in canonical JSON (so a recorded ``1``
+never accepts ``true`` or ``1.0``). Replay is also *complete*: where one
+transaction ended and another began, and at the end of an unfinished history,
+the flow must have had nothing more to decide, since the engine decides until
+nothing is left before it lets a transaction end. So a definition that would
+now do more (a wider ``parallel``, a new ``timeout``) is caught too.
+
+Transactions are recognised by their timestamp: the engine stamps every event
+of one transaction with the same ``ts`` and gives each transaction of a workflow
+a later ``ts`` than the one before (older histories may share a millisecond
+between transactions; those are checked as one).
+
+A difference raises ``NondeterminismError`` naming the seq, what the flow decides
+now, what the history holds, and the flow line. Pass ``flow`` to replay an old
+history against a *new* definition: that is how a user checks that editing a
+flow is safe for workflows already running.
 """
 
 from __future__ import annotations
 
+import json
 from collections import deque
-from typing import Sequence, Union
+from dataclasses import fields
+from typing import Any, Sequence, Union
 
 from localflow import ir
 from localflow.core import events as ev
@@ -27,20 +41,50 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
         raise NondeterminismError(first.seq, "WorkflowStarted", type(first).__name__, "a history starts the workflow")
     state = initial(first, flow)
     expected: deque = deque()
+    previous: ev.Event = first
     for event in events[1:]:
         if upto is not None and event.seq > upto:
-            break
+            return state
+        if isinstance(event, ev.WorkflowNondeterministic):
+            break  # the executor's own record of a divergence: what follows was never decided
         if event.decision:
             if not expected:
                 expected.extend(decide(state))
             recorded = ev.command_of(event)
             wanted = expected.popleft() if expected else None
-            if wanted != recorded:
+            if canonical(wanted) != canonical(recorded):
                 raise NondeterminismError(event.seq, wanted, recorded, _where(state))
         else:
+            if _new_transaction(previous, event):
+                _nothing_left(state, expected, event.seq)
             expected.clear()  # decisions not yet recorded are decided again after new facts
         state = evolve(state, event)
+        previous = event
+    if (upto is None or upto >= previous.seq) and not isinstance(previous, ev.WorkflowStarted):
+        _nothing_left(state, expected, previous.seq + 1)  # the last transaction decided all it could
     return state
+
+
+def canonical(command: Any) -> str:
+    """A command as the codec would write it: its kind and its fields in canonical JSON."""
+    if command is None:
+        return "null"
+    body = {f.name: getattr(command, f.name) for f in fields(command)}
+    return type(command).__name__ + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _new_transaction(previous: ev.Event, event: ev.Event) -> bool:
+    # WorkflowStarted is written alone and decides nothing: its transaction is not checked.
+    return event.ts != previous.ts and not isinstance(previous, ev.WorkflowStarted)
+
+
+def _nothing_left(state: WorkflowState, expected: deque, seq: int) -> None:
+    """A transaction ended here: the flow must not want to decide anything more."""
+    if state.terminal or state.divergence is not None:
+        return
+    more = list(expected) or decide(state)
+    if more:
+        raise NondeterminismError(seq, more[0], None, _where(state) + "; the history recorded no such decision")
 
 
 def _where(state: WorkflowState) -> str:

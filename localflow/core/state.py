@@ -25,6 +25,7 @@ from localflow.core.frames import (
 from localflow.errors import FoldError
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
+NONDETERMINISTIC = "nondeterministic"  # not terminal: it can still be cancelled
 TERMINAL = (COMPLETED, FAILED, CANCELLED)
 UNDO_PREFIX = "undo:"
 
@@ -160,6 +161,7 @@ class WorkflowState:
     result: Any = None
     error: Any = None
     ended_at: Union[int, None] = None
+    divergence: Any = None  # the WorkflowNondeterministic facts, once recorded
 
     @property
     def terminal(self) -> bool:
@@ -438,6 +440,12 @@ def _on_catch_entered(event: ev.CatchEntered, state: WorkflowState) -> WorkflowS
 @_apply.register
 def _on_cancel_requested(event: ev.CancelRequested, state: WorkflowState) -> WorkflowState:
     return replace(state, cancel_requested=event.reason)
+
+
+@_apply.register
+def _on_nondeterministic(event: ev.WorkflowNondeterministic, state: WorkflowState) -> WorkflowState:
+    divergence = {"at": event.at, "expected": event.expected, "recorded": event.recorded, "where": event.where}
+    return replace(state, status=NONDETERMINISTIC, divergence=divergence)
 
 
 @_apply.register

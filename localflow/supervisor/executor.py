@@ -61,6 +61,7 @@ class Executor:
         waiter: Union[Callable[[threading.Condition, float, float], object], None] = None,
     ) -> None:
         self.engine = engine
+        engine.verify = True  # what executes workflows replays each history before deciding for it
         self.paths = engine.paths
         self.runner = runner if runner is not None else SubprocessRunner()
         self.wakeups = wakeups if wakeups is not None else Wakeups(engine.paths)

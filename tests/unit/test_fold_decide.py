@@ -139,6 +139,7 @@ def test_every_event_round_trips_through_its_record():
         ev.CancelRequested(reason="user"),
         ev.ChildCompleted(step="s", child_id="w1.s", result=1),
         ev.ChildFailed(step="s", child_id="w1.s", error={"message": "x"}),
+        ev.WorkflowNondeterministic(at=3, expected=None, recorded={"type": "VariableSet"}, where="f.flow:2"),
     ]
     for event in samples:
         event = event.__class__(**{**event.__dict__, "seq": 5, "ts": 1_764_000_000_456})
