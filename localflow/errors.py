@@ -142,16 +142,28 @@ class NondeterminismError(LocalFlowError):
 
     exit_code = 4
 
-    def __init__(self, seq: int, expected: object, recorded: object, detail: str = "") -> None:
+    def __init__(self, seq: int, expected: object, recorded: object, detail: str = "",
+                 explain: tuple[str, ...] = ()) -> None:
         self.seq = seq
         self.expected = expected
         self.recorded = recorded
         self.detail = detail
+        self.explain = tuple(explain)  # the flow line with a caret, then field-by-field differences
         extra = f" ({detail})" if detail else ""
-        super().__init__(
-            f"nondeterminism at seq {seq}{extra}: the flow decides {expected!r} "
-            f"but the history recorded {recorded!r}"
-        )
+        lines = [f"nondeterminism at seq {seq}{extra}: the flow decides {_shown(expected)} "
+                 f"but the history recorded {_shown(recorded)}"]
+        lines += [f"    {line}" for line in self.explain]
+        super().__init__("\n".join(lines))
+
+
+def _shown(decision: object) -> str:
+    """A decision in a headline: its kind and step (the explain lines give every field)."""
+    if decision is None:
+        return "nothing"
+    if not hasattr(decision, "__dataclass_fields__"):
+        return repr(decision)
+    step = getattr(decision, "step", None)
+    return type(decision).__name__ + (f" of step {step!r}" if step else "")
 
 
 class FoldError(LocalFlowError, ValueError):

@@ -30,16 +30,22 @@ from localflow import ir
 from localflow.core import events as ev
 from localflow.core.decide import decide
 from localflow.core.state import WorkflowState, evolve, initial, label_of
+from localflow.core.timefmt import format_duration
 from localflow.errors import NondeterminismError
 
 
 def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
-           upto: Union[int, None] = None) -> WorkflowState:
-    """The state after ``events`` (up to seq ``upto``), every decision checked on the way."""
+           upto: Union[int, None] = None, source: Union[str, None] = None) -> WorkflowState:
+    """The state after ``events`` (up to seq ``upto``), every decision checked on the way.
+
+    ``source`` is the text of ``flow`` (for the quoted line of a divergence); without
+    ``flow`` the pinned definition and its pinned source are used.
+    """
     first = events[0]
     if not isinstance(first, ev.WorkflowStarted):
         raise NondeterminismError(first.seq, "WorkflowStarted", type(first).__name__, "a history starts the workflow")
     state = initial(first, flow)
+    text = source if flow is not None else first.flow_source
     expected: deque = deque()
     previous: ev.Event = first
     for event in events[1:]:
@@ -53,15 +59,16 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
             recorded = ev.command_of(event)
             wanted = expected.popleft() if expected else None
             if canonical(wanted) != canonical(recorded):
-                raise NondeterminismError(event.seq, wanted, recorded, _where(state))
+                raise NondeterminismError(event.seq, wanted, recorded, _where(state),
+                                          _excerpt(state, text) + _differences(wanted, recorded))
         else:
             if _new_transaction(previous, event):
-                _nothing_left(state, expected, event.seq)
+                _nothing_left(state, expected, event.seq, text)
             expected.clear()  # decisions not yet recorded are decided again after new facts
         state = evolve(state, event)
         previous = event
     if (upto is None or upto >= previous.seq) and not isinstance(previous, ev.WorkflowStarted):
-        _nothing_left(state, expected, previous.seq + 1)  # the last transaction decided all it could
+        _nothing_left(state, expected, previous.seq + 1, text)  # the last transaction decided all it could
     return state
 
 
@@ -78,13 +85,64 @@ def _new_transaction(previous: ev.Event, event: ev.Event) -> bool:
     return event.ts != previous.ts and not isinstance(previous, ev.WorkflowStarted)
 
 
-def _nothing_left(state: WorkflowState, expected: deque, seq: int) -> None:
+def _nothing_left(state: WorkflowState, expected: deque, seq: int, text: Union[str, None]) -> None:
     """A transaction ended here: the flow must not want to decide anything more."""
     if state.terminal or state.divergence is not None:
         return
     more = list(expected) or decide(state)
     if more:
-        raise NondeterminismError(seq, more[0], None, _where(state) + "; the history recorded no such decision")
+        raise NondeterminismError(seq, more[0], None, _where(state) + "; the history recorded no such decision",
+                                  _excerpt(state, text) + (_described(more[0]),))
+
+
+def _excerpt(state: WorkflowState, text: Union[str, None]) -> tuple[str, ...]:
+    """The flow line deciding now, with a caret under the statement (the IR keeps positions)."""
+    for frame in state.frames.values():
+        stmt = frame.current
+        if stmt is None or frame.entered or not getattr(stmt, "line", 0):
+            continue
+        lines = (text or "").splitlines()
+        if not 0 < stmt.line <= len(lines):
+            return (f"{state.flow.file}:{stmt.line}",)
+        col = max(getattr(stmt, "col", 1), 1)
+        return (f"{state.flow.file}:{stmt.line}:{col}:", f"    {lines[stmt.line - 1]}", "    " + " " * (col - 1) + "^")
+    return ()
+
+
+def _differences(wanted: Any, recorded: Any) -> tuple[str, ...]:
+    """Field by field: ``timeout_ms: recorded 10m, now 1h``; or what each side is when the kinds differ."""
+    if wanted is None or recorded is None or type(wanted) is not type(recorded):
+        return (f"recorded {_kind(recorded)}, now {_kind(wanted)}",)
+    found = []
+    for f in fields(wanted):
+        then, now = getattr(recorded, f.name), getattr(wanted, f.name)
+        if _json(then) != _json(now):
+            found.append(f"{f.name}: recorded {_value(f.name, then)}, now {_value(f.name, now)}")
+    return tuple(found)
+
+
+def _described(command: Any) -> str:
+    """Every field of a decision the history does not have."""
+    values = ", ".join(f"{f.name} {_value(f.name, getattr(command, f.name))}" for f in fields(command))
+    return f"the flow would now record {ev.recorded_name(command)}: {values}"
+
+
+def _kind(command: Any) -> str:
+    if command is None:
+        return "no decision"
+    step = getattr(command, "step", None)
+    return ev.recorded_name(command) + (f" of step {step!r}" if step else "")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _value(name: str, value: Any) -> str:
+    if name.endswith("_ms") and isinstance(value, int):
+        return format_duration(value)
+    text = _json(value)
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 def _where(state: WorkflowState) -> str:

@@ -51,4 +51,13 @@ def test_a_changed_retry_policy_is_caught_as_nondeterminism():
     source = (REPO / "flows" / "PurchaseFlow.flow").read_text().replace("retry 2 every 1s", "retry 2 every 5s")
     with pytest.raises(NondeterminismError) as info:
         replay(events, flow=dsl.parse_flow(source, "flows/PurchaseFlow.flow"))
-    assert "retry-2" in str(info.value) and "5000" in str(info.value)
+    assert "duration_ms: recorded 1.0s, now 5.0s" in str(info.value)
+
+
+def test_a_divergence_quotes_the_flow_line_and_names_each_field_that_differs():
+    with pytest.raises(NondeterminismError) as info:
+        replay(load("purchaseflow-steps-swapped.nondeterministic.jsonl"))
+    text = str(info.value)
+    assert "ScheduleActivity of step 'charge'" in text.splitlines()[0]
+    assert "    flows/PurchaseFlow.flow:12:3:" in text and "          ^" in text
+    assert 'step: recorded "reserve", now "charge"' in text
