@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_control(sub)
     _add_validate(sub)
     _add_graph(sub)
+    _add_replay(sub)
     return parser
 
 
@@ -64,7 +65,8 @@ def _add_start(sub: argparse._SubParsersAction) -> None:
 def _add_read(sub: argparse._SubParsersAction) -> None:
     """`lf list`, `lf inspect`, `lf history`: cli/read.py."""
     p = sub.add_parser("list", help="list workflows, newest first")
-    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"], help="only this status")
+    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled", "nondeterministic"],
+                   help="only this status")
     p.add_argument("--flow", help="only workflows of this flow")
     p.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50; 0 = all)")
     _add_json_flag(p)
@@ -72,11 +74,13 @@ def _add_read(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("inspect", help="status, input, result, steps and attempts of one workflow")
     p.add_argument("id")
+    p.add_argument("--at", type=int, metavar="SEQ", help="the state exactly as it was after event SEQ")
     _add_json_flag(p)
     p.set_defaults(handler="read:cmd_inspect")
 
     p = sub.add_parser("history", help="every event of one workflow")
     p.add_argument("id")
+    p.add_argument("--upto", type=int, metavar="SEQ", help="only the events up to SEQ")
     _add_json_flag(p)
     p.set_defaults(handler="read:cmd_history")
 
@@ -123,6 +127,18 @@ def _add_graph(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mermaid", action="store_true",
                    help="print a Mermaid 'flowchart TD' to paste into Markdown instead of the tree")
     p.set_defaults(handler="graph:cmd_graph")
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    """`lf replay`: cli/replay.py."""
+    p = sub.add_parser("replay", help="check recorded workflows against their flow (or an edited flow file); "
+                                      "exit 4 if any would decide differently")
+    p.add_argument("ids", nargs="*", metavar="ID", help="workflows to check")
+    p.add_argument("--all", action="store_true", help="every workflow in var/ (with --flow: every one of that flow)")
+    p.add_argument("--flow", metavar="FILE",
+                   help="replay against this flow file instead of the definition each workflow pinned")
+    _add_json_flag(p)
+    p.set_defaults(handler="replay:cmd_replay")
 
 
 def handler_of(spec: str) -> Callable[[argparse.Namespace], int]:

@@ -11,8 +11,8 @@ import argparse
 from localflow import listing
 from localflow.cli.common import console, engine_for, print_json
 from localflow.core import events as ev
-from localflow.core.state import NONDETERMINISTIC
-from localflow.errors import NondeterminismError
+from localflow.core.state import NONDETERMINISTIC, fold
+from localflow.errors import InputError, NondeterminismError
 from localflow.store.paths import validate_workflow_id
 
 
@@ -55,7 +55,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from localflow.cli import render  # its JSON shape (render.details) lives there too
 
     engine = engine_for(args)
-    state = engine.load(validate_workflow_id(args.id)).state
+    loaded = engine.load(validate_workflow_id(args.id))
+    state = loaded.state if args.at is None else fold(_upto(loaded.events, args.at, "--at"))
     if args.json:
         print_json(render.details(state))
     else:
@@ -66,10 +67,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     loaded = engine.load(validate_workflow_id(args.id))
+    events = loaded.events if args.upto is None else _upto(loaded.events, args.upto, "--upto")
     if args.json:
-        print_json([ev.to_record(e) for e in loaded.events])
+        print_json([ev.to_record(e) for e in events])
     else:
         from localflow.cli import render
 
-        console().print(render.history_table(loaded.events, loaded.state.flow))
+        console().print(render.history_table(events, loaded.state.flow))
     return 0
+
+
+def _upto(events: list, seq: int, option: str) -> list:
+    """The events up to and including ``seq`` (time travel: the state is folded from them alone)."""
+    if not 1 <= seq <= len(events):
+        raise InputError(f"{option} {seq}: this history has events 1 to {len(events)}")
+    return events[:seq]
