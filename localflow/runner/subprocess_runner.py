@@ -146,7 +146,7 @@ class RunningAttempt:
                 raise
         try:
             try:
-                _write_all(stdin, json.dumps(spec.stdin).encode("utf-8"))
+                safe.write_all(stdin, json.dumps(spec.stdin).encode("utf-8"))
                 os.lseek(stdin, 0, os.SEEK_SET)
                 self.process = subprocess.Popen(
                     [str(a) for a in spec.argv],
@@ -328,12 +328,6 @@ def _open_log(logs: int, path: Path) -> int:
         raise
     os.fchmod(fd, 0o600)
     return fd
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _tail(fd: int) -> str:

@@ -69,9 +69,7 @@ def write_atomic(path: Path, data: bytes, anchor: Path) -> None:
                          dir_fd=dir_fd)
             try:
                 os.fchmod(fd, FILE_MODE)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                safe.write_all(fd, data)
                 os.fsync(fd)
             except OSError:
                 os.unlink(tmp, dir_fd=dir_fd)

@@ -132,14 +132,19 @@ def read_bytes(anchor: Path, path: Path, offset: int = 0) -> bytes:
         os.close(fd)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (a write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_new(anchor: Path, path: Path, data: bytes) -> None:
     """Create (or truncate) a private file holding ``data`` and fsync it."""
     fd = open_file(anchor, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         os.fchmod(fd, FILE_MODE)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

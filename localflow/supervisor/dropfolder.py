@@ -490,9 +490,7 @@ def _copy_in(src_fd: int, dir_fd: int, name: str) -> None:
             chunk = os.read(src_fd, 1 << 20)
             if not chunk:
                 break
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(out, view):]
+            safe.write_all(out, chunk)
         os.fsync(out)
     except OSError:
         os.unlink(tmp, dir_fd=dir_fd)
