@@ -38,7 +38,6 @@ Clock = Callable[[], int]
 WorldFn = Callable[[WorkflowState], Iterable[ev.Event]]
 _FLOW_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIGNAL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_MAX_DECISION_ROUNDS = 1000
 
 
 def system_clock() -> int:
@@ -81,6 +80,9 @@ class Engine:
         # checked against its flow) once per process before anything more is decided for it.
         self.verify = False
         self._verified: set[str] = set()
+        # Where each history stood when this process last transacted on it (not merely read
+        # it: a read carries nothing out), for stat-only checks of "did anything change?".
+        self._transacted: dict[str, Cursor] = {}
         # A long-lived process (supervisor, lf run) folds each history once and then only
         # what was appended since: histories are append-only, so a valid prefix never changes.
         self._folded: dict[str, _Folded] = {}
@@ -210,6 +212,7 @@ class Engine:
             input=values,
             parent=parent,
             request=request,
+            end=True,  # a transaction of its own
         )
         first = ev.to_record(started)
         codec.encode(first)  # too large or not storable: refuse before anything is created
@@ -240,15 +243,20 @@ class Engine:
                 add(divergence)
             for event in (world(state) if world else ()):
                 add(event)
-            for _ in range(_MAX_DECISION_ROUNDS):
-                commands = decide(state)
-                if not commands:
-                    break
+            # Until the flow has nothing more to decide: replay holds every transaction to that.
+            # (The language has no unbounded loop; the history's size limit bounds a batch.)
+            while commands := decide(state):
                 for command in commands:
                     add(ev.record_command(command, state.last_seq + 1, now))
+            cursor = chunk.cursor
             if appended:
+                appended[-1] = replace(appended[-1], end=True)  # so a batch cut by a crash shows
                 cursor = self.store.append(workflow_id, chunk, [ev.to_record(e) for e in appended])
                 self._remember(workflow_id, cursor, state)
+            self._transacted.pop(workflow_id, None)
+            self._transacted[workflow_id] = cursor
+            if len(self._transacted) > _CACHE_LIMIT:
+                self._transacted.pop(next(iter(self._transacted)))
             return Transaction(state, appended)
 
     def _verify(self, workflow_id: str, state: WorkflowState) -> Union[ev.WorkflowNondeterministic, None]:
@@ -269,9 +277,10 @@ class Engine:
         return self._read_state(workflow_id)[1]
 
     def changed(self, workflow_id: str) -> bool:
-        """False only if the history is provably what this process last folded (a stat, no read)."""
-        cached = self._folded.get(workflow_id)
-        return cached is None or self.store.changed(workflow_id, cached.cursor)
+        """False only if the history is provably what it was when this process last transacted on it
+        (a stat, no read): reads such as ``state_of`` do not count, since they carry nothing out."""
+        cursor = self._transacted.get(workflow_id)
+        return cursor is None or self.store.changed(workflow_id, cursor)
 
     def _read_state(self, workflow_id: str) -> tuple[Chunk, WorkflowState]:
         cached = self._folded.get(workflow_id)

@@ -33,6 +33,7 @@ JSON = Any
 class Event:
     seq: int = 0
     ts: int = 0
+    end: bool = False  # the last event of a transaction's batch (written only when true)
     decision: ClassVar[bool] = False
 
 
@@ -284,10 +285,12 @@ def to_record(event: Event) -> dict[str, Any]:
     """The plain dict the store writes: ``seq``, ``ts`` (ISO), ``type``, then the fields."""
     record: dict[str, Any] = {"seq": event.seq, "ts": to_iso(event.ts), "type": type(event).__name__}
     for f in fields(event):
-        if f.name in ("seq", "ts"):
+        if f.name in ("seq", "ts", "end"):
             continue
         value = getattr(event, f.name)
         record[f.name] = to_iso(value) if f.name in _TIME_FIELDS else value
+    if event.end:
+        record["end"] = True
     return record
 
 
@@ -326,7 +329,7 @@ def from_record(record: dict[str, Any]) -> Event:
 # (computed from ``ts``). They are generated from the events so the two can
 # never drift apart.
 
-_STAMPED = ("seq", "ts", "fire_at")
+_STAMPED = ("seq", "ts", "end", "fire_at")
 
 
 def _command_for(name: str, event: type[Event]) -> type:

@@ -8,10 +8,13 @@ the flow must have had nothing more to decide, since the engine decides until
 nothing is left before it lets a transaction end. So a definition that would
 now do more (a wider ``parallel``, a new ``timeout``) is caught too.
 
-Transactions are recognised by their timestamp: the engine stamps every event
-of one transaction with the same ``ts`` and gives each transaction of a workflow
-a later ``ts`` than the one before (older histories may share a millisecond
-between transactions; those are checked as one).
+Transactions are recognised by the ``end`` mark the engine puts on the last event
+of each batch (``WorkflowStarted`` included). A batch without its mark is one a
+crash cut short (a partial write, or power lost before the fsync): nothing is
+asked of it, since the next executor simply goes on deciding. Histories written
+before the mark existed are split by timestamp instead (every event of one
+transaction shares one ``ts``; transactions in the same millisecond are checked as
+one), and their end is not checked.
 
 A difference raises ``NondeterminismError`` naming the seq, what the flow decides
 now, what the history holds, and the flow line. Pass ``flow`` to replay an old
@@ -46,6 +49,7 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
         raise NondeterminismError(first.seq, "WorkflowStarted", type(first).__name__, "a history starts the workflow")
     state = initial(first, flow)
     text = source if flow is not None else first.flow_source
+    marked = first.end  # batches carry end marks (else: the timestamp rule of older histories)
     expected: deque = deque()
     previous: ev.Event = first
     for event in events[1:]:
@@ -62,12 +66,13 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
                 raise NondeterminismError(event.seq, wanted, recorded, _where(state),
                                           _excerpt(state, text) + _differences(wanted, recorded))
         else:
-            if _new_transaction(previous, event):
+            if _transaction_ended(previous, event, marked):
                 _nothing_left(state, expected, event.seq, text)
             expected.clear()  # decisions not yet recorded are decided again after new facts
         state = evolve(state, event)
         previous = event
-    if (upto is None or upto >= previous.seq) and not isinstance(previous, ev.WorkflowStarted):
+    whole = upto is None or upto >= previous.seq
+    if whole and marked and previous.end and not isinstance(previous, ev.WorkflowStarted):
         _nothing_left(state, expected, previous.seq + 1, text)  # the last transaction decided all it could
     return state
 
@@ -80,9 +85,11 @@ def canonical(command: Any) -> str:
     return type(command).__name__ + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _new_transaction(previous: ev.Event, event: ev.Event) -> bool:
-    # WorkflowStarted is written alone and decides nothing: its transaction is not checked.
-    return event.ts != previous.ts and not isinstance(previous, ev.WorkflowStarted)
+def _transaction_ended(previous: ev.Event, event: ev.Event, marked: bool) -> bool:
+    """Did a transaction end (whole) right before ``event``?"""
+    if isinstance(previous, ev.WorkflowStarted):
+        return False  # written alone, and it decides nothing: nothing to ask of it
+    return previous.end if marked else event.ts != previous.ts
 
 
 def _nothing_left(state: WorkflowState, expected: deque, seq: int, text: Union[str, None]) -> None:

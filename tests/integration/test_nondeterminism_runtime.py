@@ -78,3 +78,17 @@ def test_a_consistent_history_left_by_a_crash_is_carried_on(home, supervisor):
     wait_for(lambda: lf_json(home, "inspect", "fine")["status"] == "completed", timeout=60,
              what="the workflow to complete")
     assert not any(r["type"] == "WorkflowNondeterministic" for r in history_records(home, "fine"))
+
+
+def test_a_history_cut_mid_transaction_by_a_crash_is_carried_on(home, supervisor):
+    write_flow(home, "Pure", 'flow Pure\n  set total = 0\n  for n in range(5):\n    set total = total + n\n'
+                             '  step show:\n    run ["echo", "done"]\n  return total\n')
+    assert lf(home, "run", "Pure", "--id", "p1").returncode == 0
+    history = home / "var" / "workflows" / "p1" / "history.jsonl"
+    history.write_bytes(b"".join(history.read_bytes().splitlines(keepends=True)[:3]))
+
+    assert lf(home, "replay", "p1").returncode == 0
+    supervisor()
+    wait_for(lambda: lf_json(home, "inspect", "p1")["status"] == "completed", what="the workflow to complete")
+    assert lf_json(home, "inspect", "p1")["result"] == 10
+    assert not any(r["type"] == "WorkflowNondeterministic" for r in history_records(home, "p1"))

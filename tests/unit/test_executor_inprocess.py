@@ -107,9 +107,17 @@ def test_a_hint_for_a_history_this_process_already_folded_costs_no_reconcile():
     executor.hint(workflow_id)
     assert executor.wait_for_work(max_wait_s=0.01) == set()
 
-    engine.signal(workflow_id, "go", 1)  # written by "another process" as far as the hint goes
-    engine._folded.pop(workflow_id)  # that process's append is news to this one
+
+def test_a_hint_after_another_process_wrote_reconciles_even_if_this_one_has_read_it_since():
+    engine, executor, runner, clock = world(lambda spec: succeed())
+    workflow_id = start(engine, 'flow T\n  step w:\n    wait signal go\n  return w.result\n')
+    executor.reconcile(workflow_id)
+    other = Engine(HOME, clock=clock, store=engine.store)  # `lf signal` in another process
+
+    other.signal(workflow_id, "go", 1)
+    engine.state_of(workflow_id)  # a read (lf run's loop, a parent looking at its child) carries nothing out
     executor.hint(workflow_id)
+
     assert executor.wait_for_work(max_wait_s=0.01) == {workflow_id}
 
 

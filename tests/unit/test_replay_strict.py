@@ -84,3 +84,20 @@ def test_an_unfinished_history_whose_flow_would_now_do_more_is_caught():
     with pytest.raises(NondeterminismError) as info:
         replay(events, flow=edited(after))
     assert "no such decision" in str(info.value)
+
+
+def test_a_transaction_of_thousands_of_decisions_is_recorded_whole_and_replays():
+    events = recorded("flow T\n  input count = 1500\n  set total = 0\n  for n in range(count):\n"
+                      "    set total = total + n\n  return total\n")
+
+    assert replay(events).result == sum(range(1500))
+    assert sum(1 for e in events if e.end) == 2  # WorkflowStarted, then one transaction for it all
+
+
+def test_a_batch_cut_short_by_a_crash_is_not_a_divergence():
+    events = recorded('flow T\n  set total = 0\n  for n in range(5):\n    set total = total + n\n'
+                      '  step show:\n    run ["echo"]\n  return total\n')
+    cut = events[:3]  # part of the first transaction: a partial write, or power lost before the fsync
+    assert not cut[-1].end
+
+    assert replay(cut).status == "running"
