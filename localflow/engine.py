@@ -276,6 +276,10 @@ class Engine:
         """The current state, folding only what was appended since this process last looked."""
         return self._read_state(workflow_id)[1]
 
+    def transacted(self, workflow_id: str) -> Union[Cursor, None]:
+        """Where the history stood after this process's last transaction on it."""
+        return self._transacted.get(workflow_id)
+
     def changed(self, workflow_id: str) -> bool:
         """False only if the history is provably what it was when this process last transacted on it
         (a stat, no read): reads such as ``state_of`` do not count, since they carry nothing out."""

@@ -44,6 +44,16 @@ def row(engine: Engine, workflow_id: str, cached: Union[dict, None] = None) -> d
     return fresh
 
 
+def note_settled(engine: Engine, workflow_id: str, state: WorkflowState) -> None:
+    """The executor's note that a workflow is over: its summary, marked settled when nothing of it
+    (an attempt, a child) can still need doing, so the next start-up need not read its history."""
+    cursor = engine.transacted(workflow_id)
+    if cursor is None or not state.terminal:
+        return
+    done = not state.pending_attempts() and not state.pending_children()
+    summaries.write(engine.paths.var_dir, engine.paths.history(workflow_id), cursor.size, row_of(state), done)
+
+
 def rows(engine: Engine) -> tuple[list[dict[str, Any]], list[str]]:
     """Every workflow's row, newest first, and a line for each workflow that could not be read."""
     ids = engine.workflow_ids()

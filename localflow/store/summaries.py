@@ -42,14 +42,25 @@ def read(var_dir: Path, history: Path) -> Union[dict[str, Any], None]:
 
 def read_many(var_dir: Path, workflows_dir: Path, workflow_ids: list[str]) -> dict[str, Union[dict, None]]:
     """``read`` for many workflows, walking to ``workflows_dir`` once (listing 10,000 is the hot path)."""
-    rows: dict[str, Union[dict, None]] = dict.fromkeys(workflow_ids)
+    stamps = _stamps(var_dir, workflows_dir, workflow_ids)
+    return {i: (s.get("row") if isinstance(s, dict) and isinstance(s.get("row"), dict) else None)
+            for i, s in stamps.items()}
+
+
+def settled(var_dir: Path, workflows_dir: Path, workflow_ids: list[str]) -> set[str]:
+    """The workflows whose matching summary says they are over with nothing left to do."""
+    return {i for i, s in _stamps(var_dir, workflows_dir, workflow_ids).items() if s and s.get("settled") is True}
+
+
+def _stamps(var_dir: Path, workflows_dir: Path, workflow_ids: list[str]) -> dict[str, Union[dict, None]]:
+    found: dict[str, Union[dict, None]] = dict.fromkeys(workflow_ids)
     try:
         with safe.directory(var_dir, workflows_dir) as parent:
             for workflow_id in workflow_ids:
-                rows[workflow_id] = _read_one(parent, workflow_id)
+                found[workflow_id] = _read_one(parent, workflow_id)
     except (OSError, LocalFlowError):
         pass
-    return rows
+    return found
 
 
 def _read_one(parent: int, workflow_id: str) -> Union[dict[str, Any], None]:
@@ -65,16 +76,19 @@ def _read_one(parent: int, workflow_id: str) -> Union[dict[str, Any], None]:
             os.close(fd)
         if stamp.get("version") != _VERSION or stamp.get("stamp") != list(_stamp(dir_fd)):
             return None
-        row = stamp.get("row")
     except (OSError, ValueError, AttributeError):
         return None
     finally:
         os.close(dir_fd)
-    return row if isinstance(row, dict) else None
+    return stamp  # a matching stamp: its row (and whether the workflow is settled)
 
 
-def write(var_dir: Path, history: Path, valid_size: int, row: dict[str, Any]) -> None:
-    """Record ``row`` as the summary of the first ``valid_size`` bytes of ``history`` (best effort)."""
+def write(var_dir: Path, history: Path, valid_size: int, row: dict[str, Any], settled: bool = False) -> None:
+    """Record ``row`` as the summary of the first ``valid_size`` bytes of ``history`` (best effort).
+
+    ``settled``: the workflow is over and nothing of it can still need doing (no attempt or
+    child pending), so a supervisor starting up need not even read it.
+    """
     target = history.with_name(NAME)
     tmp = f"{NAME}.{os.getpid()}.tmp"
     try:
@@ -82,7 +96,7 @@ def write(var_dir: Path, history: Path, valid_size: int, row: dict[str, Any]) ->
             now = _stamp(dir_fd)
             if now[1] != valid_size:
                 return  # appended since it was folded (or a torn tail): nothing to stamp it with
-            stamp = {"version": _VERSION, "stamp": list(now), "row": row}
+            stamp = {"version": _VERSION, "stamp": list(now), "row": row, "settled": settled}
             data = json.dumps(stamp, ensure_ascii=False, allow_nan=False).encode("utf-8")
             if len(data) > _MAX_SUMMARY:
                 return

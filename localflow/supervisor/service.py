@@ -27,11 +27,12 @@ from filelock import FileLock, Timeout
 from localflow.engine import Engine
 from localflow.errors import LocalFlowError, SupervisorRunning, UnsafePath
 from localflow.present import describe
-from localflow.store import safe
+from localflow.store import safe, summaries
 from localflow.store.atomic import remove, storage_error, sweep_tmp, write_atomic
 from localflow.store.creation import sweep_staging
 from localflow.supervisor.defaults import DEFAULT_RESCAN_S
 from localflow.supervisor.dropfolder import DropFolder
+from localflow.listing import note_settled
 from localflow.supervisor.executor import Executor
 from localflow.supervisor.loop import drive
 from localflow.supervisor.watch import Hints, start_observer
@@ -202,7 +203,10 @@ class Supervisor:
     def _rescan(self, startup: bool = False) -> None:
         """Catch what file events missed: at start every unfinished workflow is reconciled (orphans,
         overdue timers); later a workflow whose history did not change costs a stat."""
-        known = set(self.engine.workflow_ids())
+        ids = self.engine.workflow_ids()
+        known = set(ids)
+        if startup:  # finished workflows whose summary says nothing is left: not even read
+            self._finished |= summaries.settled(self.paths.var_dir, self.paths.workflows_dir, ids)
         for workflow_id in known - self._finished:
             (self.executor.mark_dirty if startup else self.executor.hint)(workflow_id)
         for marker in self.executor.wakeups.load():  # the durable schedule, re-read
@@ -221,8 +225,9 @@ class Supervisor:
                 self.log(f"{workflow_id}: cannot continue: {text}")
             return
         self._broken.pop(workflow_id, None)
-        if state.terminal and not self.executor.running_in(workflow_id):
+        if state.terminal and not self.executor.running_in(workflow_id) and workflow_id not in self._finished:
             self._finished.add(workflow_id)
+            note_settled(self.engine, workflow_id, state)
 
     def _log_events(self, workflow_id: str, events: list) -> None:
         for event in events:

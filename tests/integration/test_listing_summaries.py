@@ -1,8 +1,9 @@
 """`lf list` reads derived summaries, but only ones that provably match their history."""
 
 import json
+import os
 
-from conftest import lf, lf_json, write_flow
+from conftest import lf, lf_json, wait_for, write_flow
 
 WAITER = "flow Waiter\n  step approval:\n    wait signal approve\n  return approval.result\n"
 QUICK = "flow Quick\n  return 7\n"
@@ -70,3 +71,23 @@ def test_list_rows_carry_when_and_why_a_workflow_ended(home):
     (row,) = lf_json(home, "list")
 
     assert row["status"] == "failed" and row["error"] == "no stock" and row["ended"] is not None
+
+
+def test_a_supervisor_start_skips_finished_workflows_its_summaries_call_settled(home, supervisor):
+    write_flow(home, "Quick", QUICK)
+    sup = supervisor()
+    assert lf(home, "start", "Quick", "--id", "q1").returncode == 0
+    wait_for(lambda: (home / "var" / "workflows" / "q1" / "summary.json").exists(), what="the settled summary")
+    sup.stop()
+    assert json.loads((home / "var" / "workflows" / "q1" / "summary.json").read_text())["settled"] is True
+    # Damage the history but keep its stamp (size, inode, mtime): only a read would notice.
+    history = home / "var" / "workflows" / "q1" / "history.jsonl"
+    info = history.stat()
+    data = history.read_bytes()
+    history.write_bytes(data.replace(b'"seq":1', b'"seq":9', 1))
+    os.utime(history, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+    second = supervisor()
+    second.stop()
+
+    assert "q1" not in second.output()  # not read, so not reported
