@@ -18,14 +18,17 @@ import ast
 import difflib
 import functools
 import math
+import re
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from localflow import ir
 from localflow.core.expr_eval import (
-    ALIASES, BINOPS, MAX_FORMAT_NUMBER, MAX_INT_BITS, MAX_LEN, MAX_RANGE, MAX_UNITS, NEWLINE, Evaluator, Problem,
-    attr_at, check_number, contains, is_int, kind, node_at, node_index, position, run, text_of,
+    ALIASES, BINOPS, MAX_FORMAT_NUMBER, MAX_INT_BITS, MAX_INT_DIGITS, MAX_LEN, MAX_RANGE, MAX_UNITS, NEWER_CHAR,
+    NEWLINE, Evaluator, Problem, add_up, attr_at, change_case, check_number, contains, is_int, kind, node_at,
+    node_index, position, read_float, read_int, run, text_of,
 )
 from localflow.errors import ExpressionError
 
@@ -79,6 +82,12 @@ def _compile_source(source: str) -> _Compiled:
         return failed("empty expression")
     if len(source) > MAX_SOURCE_CHARS:
         return failed("expression is too long")
+    if "\x00" in text:  # Python 3.12 calls it a SyntaxError, 3.10 and 3.11 a ValueError
+        return failed("expression is not valid text", shift + text.index("\x00"))
+    try:
+        _check_portable(text)
+    except _Unportable as bad:
+        return failed(bad.message, shift + bad.index)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "invalid escape sequence": not the user's problem here
@@ -95,6 +104,211 @@ def _compile_source(source: str) -> _Compiled:
     except ValueError:
         return failed("expression is not valid text")
     return _Compiled(tree, lines, ok.starts, shift)
+
+
+# --- source that every supported Python reads alike ------------------------------------
+#
+# Python 3.12 (PEP 701) parses f-strings that 3.10 and 3.11 refuse (the f-string's own
+# quote, a backslash or a '#' inside {...}, deeper nesting), and 3.11+ accept names and
+# \N{...} escapes with characters newer than Unicode 13.0. A flow checked on one Python
+# must compile on the others, or its history would not replay there; so the rules of
+# 3.10/3.11 are checked here, the same way on every version, before Python parses.
+
+class _Unportable(Exception):
+    def __init__(self, message: str, index: int) -> None:  # index into the parsed text
+        super().__init__(message)
+        self.message, self.index = message, index
+
+
+_STRING_PREFIXES = {"", "r", "u", "b", "br", "rb", "f", "fr", "rf"}
+_WORD = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*")
+_NUMBER = re.compile(r"[0-9](?:[eE][+-]|[0-9A-Za-z_.])*")
+_ESCAPE = re.compile(r"\\(N\{[^}]*\}|.)", re.DOTALL)
+_OPENING = {")": "(", "]": "[", "}": "{"}
+_LONG_DIGITS = re.compile(f"[0-9_]{{{MAX_INT_DIGITS + 1}}}")
+
+
+def _check_portable(text: str, base: int = 0) -> None:
+    """Raise _Unportable where ``text`` (code, as given to ast.parse) would not read the same
+    on Python 3.10-3.13; ``base`` is the index of ``text`` in the whole expression."""
+    if not ("'" in text or '"' in text or NEWER_CHAR.search(text) or _LONG_DIGITS.search(text)):
+        return
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "#":
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+        elif ch in "0123456789":
+            number = _NUMBER.match(text, i).group()  # type: ignore[union-attr]
+            digits = number.replace("_", "")
+            if digits.isdigit() and len(digits) > MAX_INT_DIGITS:  # Python's own limit is configurable
+                raise _Unportable("number is too large", base + i)
+            i += len(number)
+        elif ch in "'\"":
+            i = _check_string(text, i, i, base)
+        elif (word := _WORD.match(text, i)) is not None:
+            end = word.end()
+            if end < len(text) and text[end] in "'\"" and word.group().lower() in _STRING_PREFIXES:
+                i = _check_string(text, i, end, base)
+                continue
+            newer = NEWER_CHAR.search(word.group())
+            if newer is not None:
+                raise _Unportable(f"invalid expression: invalid character '{newer.group()}' "
+                                  f"(U+{ord(newer.group()):04X})", base + i + newer.start())
+            i = end
+        else:
+            i += 1
+
+
+def _check_string(text: str, start: int, quote_at: int, base: int) -> int:
+    """Check the string literal at ``start`` (prefix) / ``quote_at`` (quote), tokenized as
+    Python 3.11 does; return the index after it."""
+    prefix = text[start:quote_at].lower()
+    delimiter = text[quote_at] * 3 if text.startswith(text[quote_at] * 3, quote_at) else text[quote_at]
+    i = quote_at + len(delimiter)
+    while not text.startswith(delimiter, i):
+        if i >= len(text) or (len(delimiter) == 1 and text[i] in "\r\n"):
+            if "f" in prefix:  # Python 3.12 may read on, into the next line
+                raise _Unportable("invalid expression: unterminated f-string", base + start)
+            return len(text)  # Python reports it, alike on every version
+        i += (3 if text.startswith("\r\n", i + 1) else 2) if text[i] == "\\" else 1
+    body_at, end = quote_at + len(delimiter), i
+    if "f" in prefix:
+        _FString(text[body_at:end], "r" in prefix, base + body_at).check()
+    elif "r" not in prefix and "b" not in prefix:
+        for escape in _ESCAPE.finditer(text, body_at, end):
+            _check_name_escape(escape.group(1), base + escape.start())
+    return end + len(delimiter)
+
+
+def _check_name_escape(escape: str, at: int) -> None:
+    r"""\N{NAME} for a character newer than Unicode 13.0 is an unknown name to Python 3.10."""
+    if not escape.startswith("N{"):
+        return
+    try:
+        char = unicodedata.lookup(escape[2:-1])
+    except KeyError:
+        char = ""  # refused by every version, in words that differ
+    if len(char) != 1 or NEWER_CHAR.match(char):
+        raise _Unportable(f"invalid expression: unknown Unicode character name '{escape[2:-1]}'", at)
+
+
+class _FString:
+    """The body of one f-string literal, read by Python 3.11's rules (its fstring_find_literal
+    and fstring_find_expr, pegen/action_helpers.c): the errors are 3.11's."""
+
+    def __init__(self, body: str, raw: bool, base: int) -> None:
+        self.body, self.raw, self.base, self.i = body, raw, base, 0
+
+    def fail(self, message: str) -> _Unportable:
+        return _Unportable(f"invalid expression: {message}", self.base + self.i)
+
+    def check(self, level: int = 0) -> None:
+        body = self.body
+        while True:
+            self._literal(level)
+            if self.i >= len(body) or body[self.i] == "}":
+                break
+            self._field(level)
+        if level and (self.i >= len(body) or body[self.i] != "}"):
+            raise self.fail("f-string: expecting '}'")
+
+    def _literal(self, level: int) -> None:
+        body = self.body
+        while self.i < len(body):
+            ch = body[self.i]
+            self.i += 1
+            if not self.raw and ch == "\\" and self.i < len(body):
+                ch = body[self.i]
+                self.i += 1
+                if ch == "N":
+                    start = self.i - 2
+                    if self.i < len(body) and body[self.i] == "{":
+                        close = body.find("}", self.i)
+                        self.i = len(body) if close < 0 else close + 1
+                        _check_name_escape(body[start + 1:self.i], self.base + start)
+                    elif self.i < len(body):
+                        self.i += 1
+                    continue
+            if ch in "{}":
+                if level == 0:
+                    if self.i < len(body) and body[self.i] == ch:
+                        self.i += 1
+                        continue
+                    if ch == "}":
+                        self.i -= 1
+                        raise self.fail("f-string: single '}' is not allowed")
+                self.i -= 1
+                return
+
+    def _field(self, level: int) -> None:
+        body = self.body
+        if level >= 2:
+            raise self.fail("f-string: expressions nested too deeply")
+        self.i += 1  # the '{'
+        start, quote, triple, stack = self.i, "", False, []
+        while self.i < len(body):
+            ch = body[self.i]
+            if ch == "\\":
+                raise self.fail("f-string expression part cannot include a backslash")
+            if quote:
+                if ch == quote and (not triple or body.startswith(quote * 3, self.i)):
+                    self.i += 2 if triple else 0
+                    quote = ""
+            elif ch in "'\"":
+                triple = body.startswith(ch * 3, self.i)
+                self.i += 2 if triple else 0
+                quote = ch
+            elif ch in "[{(":
+                if len(stack) >= 200:
+                    raise self.fail("f-string: too many nested parenthesis")
+                stack.append(ch)
+            elif ch == "#":
+                raise self.fail("f-string expression part cannot include '#'")
+            elif not stack and ch in "!:}=<>":
+                if body.startswith("=", self.i + 1) and ch in "!=<>":
+                    self.i += 2
+                    continue
+                if ch not in "<>":
+                    break
+            elif ch in ")]}":
+                if not stack:
+                    raise self.fail(f"f-string: unmatched '{ch}'")
+                opening = stack.pop()
+                if opening != _OPENING[ch]:
+                    raise self.fail(f"f-string: closing parenthesis '{ch}' does not match opening parenthesis "
+                                    f"'{opening}'")
+            self.i += 1
+        if quote:
+            raise self.fail("f-string: unterminated string")
+        if stack:
+            raise self.fail(f"f-string: unmatched '{stack[-1]}'")
+        if self.i >= len(body):
+            raise self.fail("f-string: expecting '}'")
+        expression = body[start:self.i]
+        if not expression.strip(" \t\n\f"):
+            before = f"expression required before '{body[self.i]}'" if body[self.i] in "!:=" else ""
+            raise self.fail(f"f-string: {before or 'empty expression not allowed'}")
+        _check_portable(expression, self.base + start)
+        if body[self.i] == "=":
+            self.i += 1
+            while self.i < len(body) and body[self.i] in " \t\n\r\f\v":
+                self.i += 1
+        if self.i < len(body) and body[self.i] == "!":
+            if self.i + 1 >= len(body):
+                raise self.fail("f-string: expecting '}'")
+            if body[self.i + 1] not in "sra":
+                raise self.fail("f-string: invalid conversion character: expected 's', 'r', or 'a'")
+            self.i += 2
+        if self.i < len(body) and body[self.i] == ":":
+            self.i += 1
+            if self.i >= len(body):
+                raise self.fail("f-string: expecting '}'")
+            self.check(level + 1)
+        if self.i >= len(body) or body[self.i] != "}":
+            raise self.fail("f-string: expecting '}'")
+        self.i += 1
 
 
 def _compiled(expr: ir.Expr) -> _Compiled:
@@ -300,10 +514,10 @@ def _need(function: str, value: Any, *kinds: str) -> Any:
     raise Problem(f"{function}() needs a {' or '.join(kinds)}, not {kind(value)}")
 
 
-def _convert(function: str, convert: Callable[[Any], Any], value: Any) -> Any:
+def _convert(function: str, convert: Callable[[Any], Any], read: Callable[[str], Any], value: Any) -> Any:
     _need(function, value, "string", "number", "boolean")
     try:
-        return check_number(convert(value.strip() if isinstance(value, str) else value))
+        return check_number(read(value.strip()) if isinstance(value, str) else convert(value))
     except ValueError:
         raise Problem(f"{function}() cannot read {text_of(None, value, quoted=True)[:40]} as a number") from None
 
@@ -328,13 +542,15 @@ def _b_round(ev: Evaluator, value: Any, digits: Any = None) -> Any:
         return check_number(round(value))
     if not is_int(digits):
         raise Problem(f"round() needs a whole number of digits, not {kind(digits)}")
+    if is_int(value) and -digits > value.bit_length() // 3 + 2:
+        return 0  # |value| < 2**bits <= 10**-digits / 2; Python would compute 10**-digits first
     return check_number(round(value, digits))
 
 
 def _b_sum(ev: Evaluator, items: Any) -> Any:
     if not all(kind(item) == "number" for item in _need("sum", items, "list")):
         raise Problem("sum() needs a list of numbers")
-    return check_number(sum(items))
+    return check_number(add_up(items))
 
 
 def _b_range(ev: Evaluator, *args: Any) -> list:
@@ -382,8 +598,8 @@ _ANY = 255
 BUILTINS: dict[str, tuple[int, int, Callable[..., Any]]] = {
     "len": (1, 1, lambda ev, x: len(_need("len", x, "string", "list", "object"))),
     "str": (1, 1, lambda ev, x: text_of(ev, x)),
-    "int": (1, 1, lambda ev, x: _convert("int", int, x)),
-    "float": (1, 1, lambda ev, x: _convert("float", float, x)),
+    "int": (1, 1, lambda ev, x: _convert("int", int, read_int, x)),
+    "float": (1, 1, lambda ev, x: _convert("float", float, read_float, x)),
     "bool": (1, 1, lambda ev, x: bool(x)),
     "round": (1, 2, _b_round),
     "abs": (1, 1, lambda ev, x: abs(_need("abs", x, "number"))),
@@ -396,8 +612,8 @@ BUILTINS: dict[str, tuple[int, int, Callable[..., Any]]] = {
     "items": (1, 1, lambda ev, x: [[k, v] for k, v in _need("items", x, "object").items()]),
     "list": (1, 1, lambda ev, x: list(_need("list", x, "list", "string", "object"))),
     "range": (1, 3, _b_range),
-    "lower": (1, 1, lambda ev, x: _need("lower", x, "string").lower()),
-    "upper": (1, 1, lambda ev, x: _need("upper", x, "string").upper()),
+    "lower": (1, 1, lambda ev, x: change_case(_need("lower", x, "string"), upper=False)),
+    "upper": (1, 1, lambda ev, x: change_case(_need("upper", x, "string"), upper=True)),
     "join": (2, 2, _b_join),
     "split": (1, 2, _b_split),
     "contains": (2, 2, lambda ev, container, item: contains(container, item)),

@@ -7,7 +7,9 @@ bool, int, float, str, list, object with string keys) with
 - no NaN or Infinity (JSON has no form for them; ``1e999`` parses as Infinity),
 - no string that is not valid Unicode (a lone surrogate cannot be written as UTF-8),
 - at most ``MAX_DEPTH`` levels of nesting (deeper values overflow Python's
-  recursion in the encoder, the decoder and the expression evaluator).
+  recursion in the encoder, the decoder and the expression evaluator),
+- integers of at most ``MAX_INT_DIGITS`` digits (Python's own int/str limit differs
+  between versions and settings; this one does not).
 
 The checks are iterative, so a 10,000-deep value gives an error, never a
 ``RecursionError``. Pure: no I/O.
@@ -22,6 +24,8 @@ from typing import Any
 from localflow.errors import InvalidValue
 
 MAX_DEPTH = 64
+MAX_INT_DIGITS = 4000
+_MAX_INT = 10 ** MAX_INT_DIGITS
 MAX_EVENT_BYTES = 8 * 1024 * 1024  # one history line, envelope included
 _ENVELOPE_BYTES = 64 * 1024  # room left for seq, ts, type, crc and field names
 
@@ -47,6 +51,8 @@ def check_value(value: Any, what: str) -> Any:
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise InvalidValue(f"{what} holds {item!r}, which JSON cannot store")
+        elif isinstance(item, int) and not isinstance(item, bool) and not -_MAX_INT < item < _MAX_INT:
+            raise InvalidValue(f"{what} holds an integer of more than {MAX_INT_DIGITS} digits")
         elif item is not None and not isinstance(item, (bool, int)):
             raise InvalidValue(f"{what} holds a {type(item).__name__}, which is not a JSON value")
     return value

@@ -65,3 +65,9 @@ def test_a_decision_too_large_to_record_fails_the_workflow_and_replays_the_same(
     assert state.error["kind"] == "value" and "event VariableSet is" in state.error["message"]
     assert state.error["line"] == 3
     assert replay(events).status == "failed"  # deciding again from the history gives the same failure
+
+
+def test_integers_past_the_digit_limit_are_refused_on_every_python():
+    assert check_value(10 ** 3999, "x") == 10 ** 3999
+    with pytest.raises(InvalidValue, match="more than 4000 digits"):
+        check_value([-(10 ** 4000)], "the input")
