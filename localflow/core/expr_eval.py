@@ -443,14 +443,7 @@ def _e_formatted(ev: Evaluator, node: ast.FormattedValue) -> str:
 def _spec_text(ev: Evaluator, spec: ast.JoinedStr) -> str:
     """The text of a format spec (``{x:>{width}}``), read part by part, not as a node of its own:
     where Python puts a spec's node differs between versions, so nothing may point at it."""
-    parts, total = [], 0
-    for part in spec.values:
-        text = part.value if isinstance(part, ast.Constant) else ev.eval(part)
-        total += len(text)
-        if total > MAX_LEN:
-            raise Problem(f"text would be over the limit of {MAX_LEN:,} characters")
-        parts.append(text)
-    return "".join(parts)
+    return _e_joinedstr(ev, spec)
 
 
 def _e_call(ev: Evaluator, node: ast.Call) -> Any:

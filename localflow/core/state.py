@@ -21,7 +21,7 @@ from localflow.core.frozen import replace
 from localflow import ir
 from localflow.core import events as ev
 from localflow.core.frames import (
-    ROOT, Frame, advance, drop_descendants, end_frame, frame_at, iteration, open_blocks, update_frame)
+    ROOT, Frame, advance, frame_at, iteration, open_blocks, update_frame)
 from localflow.errors import FoldError
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"

@@ -29,6 +29,7 @@ from typing import Any, Protocol, Union
 from localflow.core.jsonvalue import MAX_DEPTH, check_value
 from localflow.errors import InvalidValue, UnsafePath
 from localflow.store import safe
+from localflow.supervisor.defaults import DEFAULT_GRACE_S  # one default for the CLI and the runner
 from localflow.runner.proctree import (
     TAG_VAR,
     attempt_tag,
@@ -38,7 +39,6 @@ from localflow.runner.proctree import (
 )
 
 MAX_RESULT_BYTES = 1024 * 1024
-DEFAULT_GRACE_S = 5.0
 _STDERR_TAIL = 400
 
 

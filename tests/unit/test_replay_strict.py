@@ -26,6 +26,16 @@ def recorded(text: str, signals: tuple = ()) -> list:
     return run_to_end(engine, executor, workflow_id).events
 
 
+def waiting_at_w(text: str):
+    """Run ``text`` until its step ``w`` waits (for a signal), and nothing is running."""
+    engine, executor, _, _ = world(lambda spec: succeed())
+    workflow_id = start(engine, text)
+    executor.mark_dirty(workflow_id)
+    drive(executor, executor.reconcile, period_s=3600,
+          until=lambda: engine.state_of(workflow_id).current_label == "w" and not executor.busy)
+    return engine, executor, workflow_id
+
+
 def edited(text: str):
     return parse_flow(text, "flows/T.flow")
 
@@ -49,11 +59,7 @@ def test_a_loop_with_other_parallelism_is_caught(recorded_par, now_par):
 def test_a_newly_added_wait_timeout_is_caught():
     before = 'flow T\n  step a:\n    run ["x"]\n  step w:\n    wait signal go\n  return w.result\n'
     after = before.replace("wait signal go", "wait signal go timeout 1h")
-    engine, executor, _, _ = world(lambda spec: succeed())
-    workflow_id = start(engine, before)
-    executor.mark_dirty(workflow_id)
-    drive(executor, executor.reconcile, period_s=3600,
-          until=lambda: engine.state_of(workflow_id).current_label == "w" and not executor.busy)
+    engine, executor, workflow_id = waiting_at_w(before)
     engine.signal(workflow_id, "go", 1)
     events = run_to_end(engine, executor, workflow_id).events
 
@@ -73,11 +79,7 @@ def test_values_compare_as_json_so_1_is_not_true_or_1_0(value):
 def test_an_unfinished_history_whose_flow_would_now_do_more_is_caught():
     before = 'flow T\n  step a:\n    run ["x"]\n  step w:\n    wait signal go\n  return w.result\n'
     after = before.replace("  step w:", '  step b:\n    run ["y"]\n  step w:')
-    engine, executor, _, _ = world(lambda spec: succeed())
-    workflow_id = start(engine, before)
-    executor.mark_dirty(workflow_id)
-    drive(executor, executor.reconcile, period_s=3600,
-          until=lambda: engine.state_of(workflow_id).current_label == "w" and not executor.busy)
+    engine, executor, workflow_id = waiting_at_w(before)
     events = engine.load(workflow_id).events  # a ran; now waiting, nothing more to decide
 
     assert replay(events).status == "running"
