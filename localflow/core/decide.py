@@ -61,13 +61,14 @@ class _Batch:
 def decide(state: WorkflowState) -> list:
     if state.terminal:
         return []
-    if state.divergence is not None:
-        # The history disagrees with the flow: decide nothing from a state that cannot be
-        # trusted, except ending it when asked (compensation would decide from that state too).
+    if state.divergence is not None or state.held:
+        # The history disagrees with the flow, or it was imported and not released: decide nothing
+        # (from a state that cannot be trusted, or that belongs to another machine), except ending
+        # it when asked (compensation would decide from that same state).
         if state.cancel_requested is None:
             return []
-        return [ev.CancelWorkflow({"kind": "cancelled", "message": state.cancel_requested,
-                                   "not_compensated": "the history disagrees with its flow"})]
+        why = "the history disagrees with its flow" if state.divergence is not None else "it was imported, not released"
+        return [ev.CancelWorkflow({"kind": "cancelled", "message": state.cancel_requested, "not_compensated": why})]
     if state.compensation is not None:
         return _compensate(state)
     if state.cancel_requested is not None:
@@ -177,7 +178,7 @@ def _on_activity(stmt: ir.Activity, frame: Frame, batch: _Batch) -> list:
     last = step.last
     if last.pending or last.outcome == "completed":
         return []
-    if (last.error or {}).get("kind") == "interrupted":
+    if (last.error or {}).get("kind") == "interrupted" or step.fresh_from == len(step.attempts):  # or just resumed
         return [_schedule(stmt, frame, batch, key, attempt=last.number + 1)]
     failures = step.counted_failures
     if not retry.may_retry(stmt.retry, failures):

@@ -9,9 +9,10 @@ Two families of events never mix:
   checks that deciding again yields the same commands.
 - *world* events record what came from outside: WorkflowStarted,
   ActivityStarted, ActivityCompleted, ActivityFailed, TimerFired,
-  SignalReceived, CancelRequested, ChildCompleted, ChildFailed, and
+  SignalReceived, CancelRequested, ChildCompleted, ChildFailed,
   WorkflowNondeterministic (the executor found, by replaying, that the history
-  disagrees with its flow).
+  disagrees with its flow), and the repairs a user asked for: WorkflowResumed,
+  WorkflowForked, WorkflowImported; TimeSkipped notes a virtual clock's jump.
 
 Every event carries ``seq`` (1, 2, ...) and ``ts`` (epoch ms, stamped by the
 shell). ``to_record`` / ``from_record`` convert to the plain dicts the store
@@ -236,6 +237,49 @@ class WorkflowNondeterministic(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WorkflowResumed(Event):
+    """The user resumed the workflow (``lf resume``): it carries on as it was before it failed.
+
+    ``from_seq`` is the failing decision (``CompensationStarted`` or ``WorkflowFailed``) this
+    supersedes; the state goes back to just before it, with fresh attempts for failed steps.
+    ``None`` when it only releases an imported workflow (nothing had failed). With
+    ``lf resume --flow`` the four ``flow*`` fields re-pin the definition for the whole
+    history (its prefix was replayed against it first); else they are ``None``.
+    """
+
+    from_seq: Union[int, None]
+    reason: str
+    flow: JSON = None
+    flow_hash: JSON = None
+    flow_file: JSON = None
+    flow_source: JSON = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowForked(Event):
+    """This workflow was forked (``lf fork``): the events before this one are a copy of the
+    origin's, ``{"workflow_id", "seq"}``, up to ``seq``."""
+
+    origin: JSON
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowImported(Event):
+    """The history above came from a bundle (``lf import``): the workflow is held (nothing of it
+    runs, nothing is decided) until ``lf resume`` releases it. ``bundle`` says where it came from."""
+
+    bundle: JSON
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimeSkipped(Event):
+    """A virtual clock (``lf run --skip-time``, ``localflow.testing``) jumped ahead ``skipped_ms``
+    because nothing else could happen before the next timer."""
+
+    skipped_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class ChildCompleted(Event):
     step: str
     child_id: str
@@ -275,6 +319,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChildCompleted,
         ChildFailed,
         WorkflowNondeterministic,
+        WorkflowResumed,
+        WorkflowForked,
+        WorkflowImported,
+        TimeSkipped,
     )
 }
 

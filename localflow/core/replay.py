@@ -20,6 +20,11 @@ A difference raises ``NondeterminismError`` naming the seq, what the flow decide
 now, what the history holds, and the flow line. Pass ``flow`` to replay an old
 history against a *new* definition: that is how a user checks that editing a
 flow is safe for workflows already running.
+
+Repairs: a ``WorkflowResumed`` that re-pinned a definition (``lf resume --flow``)
+holds for the whole history, and the decisions of the failure it went back over
+(from its ``from_seq`` up to it) are not asked of any definition: the one that
+failed made them, and the resume set them aside.
 """
 
 from __future__ import annotations
@@ -47,8 +52,13 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
     first = events[0]
     if not isinstance(first, ev.WorkflowStarted):
         raise NondeterminismError(first.seq, "WorkflowStarted", type(first).__name__, "a history starts the workflow")
-    state = initial(first, flow)
     text = source if flow is not None else first.flow_source
+    if flow is None:
+        resumes = [e for e in events if isinstance(e, ev.WorkflowResumed) and e.flow is not None]
+        if resumes:  # `lf resume --flow` re-pinned the definition for the whole history
+            flow, text = ir.from_json(resumes[-1].flow), resumes[-1].flow_source
+    state = initial(first, flow)
+    superseded = _superseded(events)
     marked = first.end  # batches carry end marks (else: the timestamp rule of older histories)
     expected: deque = deque()
     previous: ev.Event = first
@@ -57,7 +67,9 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
             return state
         if isinstance(event, ev.WorkflowNondeterministic):
             break  # the executor's own record of a divergence: what follows was never decided
-        if event.decision:
+        if event.decision and any(start <= event.seq < end for start, end in superseded):
+            expected.clear()  # the failure a resume superseded: the definition that failed decided it
+        elif event.decision:
             if not expected:
                 expected.extend(decide(state))
             recorded = ev.command_of(event)
@@ -75,6 +87,11 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
     if whole and marked and previous.end and not isinstance(previous, ev.WorkflowStarted):
         _nothing_left(state, expected, previous.seq + 1, text)  # the last transaction decided all it could
     return state
+
+
+def _superseded(events: Sequence[ev.Event]) -> list[tuple[int, int]]:
+    """The seq ranges ``[from, resume)`` each ``lf resume`` went back over."""
+    return [(e.from_seq, e.seq) for e in events if isinstance(e, ev.WorkflowResumed) and e.from_seq is not None]
 
 
 def canonical(command: Any) -> str:

@@ -8,7 +8,9 @@ Where the workflow is lives in *frames* (``frames.py``): the live instances of
 the flow's blocks, each with its program counter, so deciding costs what is
 running now, not what ran before.
 
-Statuses: ``running``, ``completed``, ``failed``, ``cancelled``.
+Statuses: ``running``, ``completed``, ``failed``, ``cancelled``, ``nondeterministic``.
+A failed workflow keeps a ``checkpoint``, the state just before it began to fail,
+which ``WorkflowResumed`` goes back to (``lf resume``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class StepState:
     result_value: Any = None
     error_value: Any = None
     caught: Union[int, None] = None  # index of the catch block that handled its failure
+    fresh_from: Union[int, None] = None  # after a resume: attempts before this index no longer count
 
     @property
     def last(self) -> Attempt:
@@ -112,7 +115,7 @@ class StepState:
     def counted_failures(self) -> int:
         """Failed attempts that count against the retry budget (interruptions do not)."""
         return sum(
-            1 for a in self.attempts
+            1 for a in self.attempts[self.fresh_from or 0:]
             if a.outcome == "failed" and (a.error or {}).get("kind") != "interrupted"
         )
 
@@ -127,6 +130,7 @@ class TimerState:
     fire_at: int
     frame: str = ROOT
     fired_at: Union[int, None] = None
+    retired: bool = False  # a deadline that fired before a resume: it no longer counts
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,10 @@ class WorkflowState:
     error: Any = None
     ended_at: Union[int, None] = None
     divergence: Any = None  # the WorkflowNondeterministic facts, once recorded
+    checkpoint: Any = None  # the state just before it began to fail (what a resume goes back to)
+    held: bool = False  # imported and not yet released: nothing is decided or carried out
+    origin: Any = None  # {"workflow_id", "seq"} of the workflow this one was forked from
+    resumes: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -221,7 +229,7 @@ class WorkflowState:
 
     def timer_for(self, step: str, purpose: str) -> Union[TimerState, None]:
         for timer in self.timers.values():
-            if timer.step == step and timer.purpose == purpose:
+            if timer.step == step and timer.purpose == purpose and not timer.retired:
                 return timer
         return None
 
@@ -248,14 +256,30 @@ def initial(started: ev.WorkflowStarted, flow: Union[ir.Flow, None] = None) -> W
 
 
 def fold(events: Iterable[ev.Event]) -> WorkflowState:
-    iterator = iter(events)
-    first = next(iterator, None)
+    events = list(events)
+    first = events[0] if events else None
     if not isinstance(first, ev.WorkflowStarted):
         raise FoldError("a history must begin with WorkflowStarted")
-    state = initial(first)
-    for event in iterator:
+    state = initial(first, repinned(events))
+    for event in events[1:]:
         state = evolve(state, event)
     return state
+
+
+def repinned(events: Iterable[Any]) -> Union[ir.Flow, None]:
+    """The definition the last ``lf resume --flow`` pinned (events or their records), else None.
+
+    It holds for the whole history: its prefix was replayed against it before the resume
+    was recorded, so folding everything with it gives the state the resume went on from.
+    """
+    flow = None
+    for event in events:
+        if isinstance(event, dict):
+            if event.get("type") == "WorkflowResumed" and event.get("flow") is not None:
+                flow = event["flow"]
+        elif isinstance(event, ev.WorkflowResumed) and event.flow is not None:
+            flow = event.flow
+    return None if flow is None else ir.from_json(flow)
 
 
 def evolve(state: WorkflowState, event: ev.Event) -> WorkflowState:
@@ -451,7 +475,8 @@ def _on_nondeterministic(event: ev.WorkflowNondeterministic, state: WorkflowStat
 @_apply.register
 def _on_compensation_started(event: ev.CompensationStarted, state: WorkflowState) -> WorkflowState:
     compensation = {"reason": event.reason, "cancel": event.cancel, "steps": list(event.steps)}
-    return replace(state, compensation=compensation, frames={})
+    checkpoint = None if event.cancel else (event.seq, state)
+    return replace(state, compensation=compensation, frames={}, checkpoint=checkpoint)
 
 
 @_apply.register
@@ -461,7 +486,60 @@ def _on_workflow_completed(event: ev.WorkflowCompleted, state: WorkflowState) ->
 
 @_apply.register
 def _on_workflow_failed(event: ev.WorkflowFailed, state: WorkflowState) -> WorkflowState:
-    return replace(state, status=FAILED, error=event.error, ended_at=event.ts, frames={})
+    checkpoint = state.checkpoint if state.compensation is not None else (event.seq, state)
+    return replace(state, status=FAILED, error=event.error, ended_at=event.ts, frames={}, checkpoint=checkpoint)
+
+
+# --- repairs the user asked for ----------------------------------------------------------
+
+
+@_apply.register
+def _on_workflow_resumed(event: ev.WorkflowResumed, state: WorkflowState) -> WorkflowState:
+    """Back to just before the failure, keeping every fact since (attempts, timers, signals);
+    failed steps get fresh attempts, and deadlines that fired no longer count."""
+    if event.from_seq is None:
+        if not state.held:
+            raise FoldError("WorkflowResumed without from_seq releases an imported workflow; this one is not held")
+        return replace(state, held=False)
+    if state.status != FAILED or state.checkpoint is None or state.checkpoint[0] != event.from_seq:
+        raise FoldError(f"WorkflowResumed from seq {event.from_seq}: the workflow did not fail there")
+    base = state.checkpoint[1]
+    steps = {key: _fresh(step) for key, step in state.steps.items()}
+    timers = {n: replace(t, retired=True) if _spent_deadline(t, steps) else t for n, t in state.timers.items()}
+    resumed = replace(base, steps=steps, timers=timers, signals=state.signals, checkpoint=None, held=False,
+                      completed_with_undo=state.completed_with_undo, resumes=state.resumes + 1, origin=state.origin)
+    for key, step in steps.items():  # steps that were stopped by the failure yet completed: move on
+        if step.kind != "undo" and step.status == "completed" and base.steps.get(key) is not state.steps[key]:
+            resumed = _finish_step(resumed, step)
+    return resumed
+
+
+def _fresh(step: StepState) -> StepState:
+    if step.kind == "activity" and step.attempts and step.last.outcome == "failed":
+        return replace(step, fresh_from=len(step.attempts))
+    return step
+
+
+def _spent_deadline(timer: TimerState, steps: Mapping[str, StepState]) -> bool:
+    """A workflow timeout, or an unanswered wait's timeout, that fired: resumed, they start again."""
+    if timer.fired_at is None or timer.retired:
+        return False
+    return timer.purpose == "workflow-timeout" or (timer.purpose == "signal-timeout" and timer.step not in steps)
+
+
+@_apply.register
+def _on_workflow_forked(event: ev.WorkflowForked, state: WorkflowState) -> WorkflowState:
+    return replace(state, origin=event.origin)
+
+
+@_apply.register
+def _on_workflow_imported(event: ev.WorkflowImported, state: WorkflowState) -> WorkflowState:
+    return replace(state, held=True)
+
+
+@_apply.register
+def _on_time_skipped(event: ev.TimeSkipped, state: WorkflowState) -> WorkflowState:
+    return state
 
 
 @_apply.register

@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,9 @@ class HistoryStore(ABC):
         """Every workflow that has a history, sorted."""
 
     @abstractmethod
-    def create(self, workflow_id: str, first: dict[str, Any]) -> None:
-        """Make a workflow whose history holds ``first`` (seq 1); WorkflowExists if taken."""
+    def create(self, workflow_id: str, first: dict[str, Any], more: Sequence[dict[str, Any]] = ()) -> None:
+        """Make a workflow whose history holds ``first`` (seq 1) and then ``more`` (seq 2, ...),
+        all or nothing; WorkflowExists if the id is taken."""
 
     @abstractmethod
     def read(self, workflow_id: str, since: Union[Cursor, None] = None) -> Chunk:

@@ -20,7 +20,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from localflow.errors import UnsafePath, WorkflowExists
 from localflow.store import history, locks, safe
@@ -29,19 +29,19 @@ from localflow.store.atomic import fsync_dir, storage_error
 STAGING_PREFIX = ".new-"
 
 
-def create_workflow(paths: Any, workflow_id: str, first: dict[str, Any]) -> None:
-    """Make ``var/workflows/<id>`` holding ``first`` (seq 1); WorkflowExists if the id is taken."""
+def create_workflow(paths: Any, workflow_id: str, first: dict[str, Any], more: Sequence[dict[str, Any]] = ()) -> None:
+    """Make ``var/workflows/<id>`` holding ``first`` (seq 1) and ``more``; WorkflowExists if the id is taken."""
     target = paths.workflow_dir(workflow_id)
     if _exists(target):
         with locks.hold(paths.lock(workflow_id), anchor=paths.var_dir):
-            history.create(paths.history(workflow_id), first)
+            history.create(paths.history(workflow_id), first, more)
         return
     staging = paths.workflows_dir / f"{STAGING_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     try:
         with safe.directory(paths.var_dir, staging, create=True):
             pass
         safe.write_new(paths.var_dir, staging / "lock", b"")
-        history.create(staging / "history.jsonl", first)
+        history.create(staging / "history.jsonl", first, more)
         os.rename(staging, target)
         fsync_dir(paths.workflows_dir)
     except OSError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 from localflow.errors import WorkflowNotFound
 from localflow.store import creation, history, locks
@@ -29,10 +29,10 @@ class FileStore(HistoryStore):
             and os.path.lexists(os.path.join(entry.path, "history.jsonl"))
         )
 
-    def create(self, workflow_id: str, first: dict[str, Any]) -> None:
+    def create(self, workflow_id: str, first: dict[str, Any], more: Sequence[dict[str, Any]] = ()) -> None:
         ensure_dir(self.paths.var_dir)
         ensure_dir(self.paths.workflows_dir, self.paths.var_dir)
-        creation.create_workflow(self.paths, workflow_id, first)
+        creation.create_workflow(self.paths, workflow_id, first, more)
 
     def read(self, workflow_id: str, since: Union[Cursor, None] = None) -> Chunk:
         path = self.paths.history(workflow_id)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from localflow.errors import ConflictError, HistoryCorruptError, PayloadTooLarge, UnsafePath, WorkflowExists
 from localflow.store import codec, safe
@@ -108,13 +108,13 @@ def read_after(path: Path, size: int, last_seq: int, tail: bytes) -> HistoryRead
     return result
 
 
-def create(path: Path, first: dict[str, Any]) -> None:
-    """Create ``path`` holding exactly ``first`` (seq 1). The caller holds the workflow lock.
+def create(path: Path, first: dict[str, Any], more: Sequence[dict[str, Any]] = ()) -> None:
+    """Create ``path`` holding exactly ``first`` (seq 1) and ``more``. The caller holds the workflow lock.
 
     An existing file without a valid first line is a creation that crashed: it is
     replaced. One with a valid first line raises WorkflowExists.
     """
-    line = codec.encode(first)
+    line = b"".join(codec.encode(record) for record in (first, *more))
     try:
         fd = _open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     except FileExistsError:
@@ -125,7 +125,7 @@ def create(path: Path, first: dict[str, Any]) -> None:
     except OSError as exc:
         raise storage_error("create", path, exc) from exc
     try:
-        os.write(fd, line)
+        safe.write_all(fd, line)
         os.fsync(fd)
     except OSError as exc:
         raise storage_error("write", path, exc) from exc

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import AbstractContextManager
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 from localflow.errors import ConflictError, HistoryCorruptError, PayloadTooLarge, WorkflowExists, WorkflowNotFound
 from localflow.store import codec
@@ -30,14 +30,14 @@ class MemoryStore(HistoryStore):
         with self._guard:
             return sorted(self._lines)
 
-    def create(self, workflow_id: str, first: dict[str, Any]) -> None:
+    def create(self, workflow_id: str, first: dict[str, Any], more: Sequence[dict[str, Any]] = ()) -> None:
         validate_workflow_id(workflow_id)
-        line = codec.encode(first)
+        lines = [codec.encode(record) for record in (first, *more)]
         with self._guard:
             if workflow_id in self._lines:
                 raise WorkflowExists(workflow_id)
-            self._lines[workflow_id] = [line]
-            self._sizes[workflow_id] = len(line)
+            self._lines[workflow_id] = lines
+            self._sizes[workflow_id] = sum(len(line) for line in lines)
             self._versions[workflow_id] = 1
 
     def read(self, workflow_id: str, since: Union[Cursor, None] = None) -> Chunk:

@@ -140,6 +140,10 @@ def test_every_event_round_trips_through_its_record():
         ev.ChildCompleted(step="s", child_id="w1.s", result=1),
         ev.ChildFailed(step="s", child_id="w1.s", error={"message": "x"}),
         ev.WorkflowNondeterministic(at=3, expected=None, recorded={"type": "VariableSet"}, where="f.flow:2"),
+        ev.WorkflowResumed(from_seq=7, reason="resumed by the user"),
+        ev.WorkflowForked(origin={"workflow_id": "w0", "seq": 4}),
+        ev.WorkflowImported(bundle={"exported_at": "2026-11-30T00:00:00.000Z"}),
+        ev.TimeSkipped(skipped_ms=86_400_000),
     ]
     for event in samples:
         event = event.__class__(**{**event.__dict__, "seq": 5, "ts": 1_764_000_000_456})
