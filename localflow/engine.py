@@ -24,7 +24,7 @@ from localflow.core import events as ev
 from localflow.core.decide import decide
 from localflow.core.replay import replay
 from localflow.core.inputs import resolve_input
-from localflow.core.state import FoldError, WorkflowState, evolve, fold
+from localflow.core.state import FoldError, WorkflowState, evolve, fold, initial, repinned
 from localflow.errors import (FlowNotFound, HistoryCorruptError, InputError, NondeterminismError, WorkflowFinished,
                               WorkflowNotFound)
 from localflow.core.jsonvalue import check_value
@@ -164,10 +164,16 @@ class Engine:
     def _fold(self, workflow_id: str, records: list[dict], size: int) -> Loaded:
         events: list[ev.Event] = []
         state = None
+        try:
+            flow = repinned(records)  # `lf resume --flow` pinned another definition for all of it
+        except (FoldError, ValueError, KeyError, TypeError) as exc:
+            raise HistoryCorruptError(self._where(workflow_id), 0, f"a re-pinned flow cannot be read: {exc}") from None
         for record in records:  # one at a time, so an error names the line that caused it
             try:
                 event = ev.from_record(record)
-                state = evolve(state, event) if state is not None else fold([event])
+                if state is None and not isinstance(event, ev.WorkflowStarted):
+                    raise FoldError("a history must begin with WorkflowStarted")
+                state = evolve(state, event) if state is not None else initial(event, flow)
             except (FoldError, ValueError) as exc:
                 raise HistoryCorruptError(self._where(workflow_id), record["seq"], str(exc)) from None
             events.append(event)
@@ -236,7 +242,11 @@ class Engine:
             def add(event: ev.Event) -> None:
                 nonlocal state
                 event = replace(event, seq=state.last_seq + 1, ts=now)
-                state = evolve(state, event)
+                if isinstance(event, ev.WorkflowResumed) and event.flow is not None:
+                    # it re-pins the definition for the whole history: fold everything again with it
+                    state = fold(self.load(workflow_id).events + appended + [event])
+                else:
+                    state = evolve(state, event)
                 appended.append(event)
 
             if divergence is not None:
@@ -293,6 +303,8 @@ class Engine:
         except WorkflowNotFound:
             self._folded.pop(workflow_id, None)
             raise
+        if cached is not None and not chunk.whole and repinned(chunk.records) is not None:
+            chunk = self.store.read(workflow_id)  # a resume re-pinned the definition: fold it all again
         if chunk.whole or cached is None:
             state = self._fold(workflow_id, chunk.records, chunk.cursor.size).state
         else:

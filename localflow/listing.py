@@ -23,7 +23,7 @@ def row_of(state: WorkflowState) -> dict[str, Any]:
     return {
         "id": state.workflow_id,
         "flow": state.flow.name,
-        "status": state.status,
+        "status": "held" if state.held and not state.terminal else state.status,
         "step": state.current_label or None,
         "started": to_iso(state.started_at),
         "updated": to_iso(state.updated_at),

@@ -126,6 +126,18 @@ def _describe(event: ev.Event) -> str:
         return f"nondeterministic: {divergence_text(event.at, event.expected, event.recorded, event.where)}"
     if isinstance(event, ev.WorkflowCancelled):
         return f"cancelled: {(event.reason or {}).get('message')}" + _compensated(event.reason)
+    if isinstance(event, ev.WorkflowResumed):
+        if event.from_seq is None:
+            return f"released: {event.reason}"
+        pinned = f", now on {event.flow_file}" if event.flow is not None else ""
+        return f"resumed from before seq {event.from_seq}{pinned}: {event.reason}"
+    if isinstance(event, ev.WorkflowForked):
+        origin = event.origin or {}
+        return f"forked from {origin.get('workflow_id')} at seq {origin.get('seq')} (events above are its copy)"
+    if isinstance(event, ev.WorkflowImported):
+        return f"imported from {short_json(event.bundle)}: held until `lf resume`"
+    if isinstance(event, ev.TimeSkipped):
+        return f"time skipped ahead {format_duration(event.skipped_ms)} (virtual clock)"
     return _describe_flow_event(event)
 
 

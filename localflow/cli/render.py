@@ -87,6 +87,9 @@ def details(state: WorkflowState) -> dict[str, Any]:
         "result": state.result,
         "error": state.error,
         "divergence": state.divergence,
+        "origin": state.origin,
+        "resumes": state.resumes,
+        "held": state.held,
         "ended": _iso(state.ended_at),
         "steps": steps,
         "pending_timers": [_timer(t) for t in state.pending_timers() if state.timer_wanted(t)],
@@ -154,6 +157,12 @@ def inspect_view(state: WorkflowState) -> Group:
     head.add_row("workflow", Text(state.workflow_id))
     head.add_row("flow", Text(f"{state.flow.name}  ({state.flow.file}, sha256 {state.flow_hash[:12]})"))
     head.add_row("status", _status(state.status))
+    if state.held and not state.terminal:
+        head.add_row("held", Text(f"imported: nothing of it runs here until `lf resume {state.workflow_id}`"))
+    if state.origin:
+        head.add_row("forked from", Text(f"{state.origin['workflow_id']} at seq {state.origin['seq']}"))
+    if state.resumes:
+        head.add_row("resumed", Text(f"{state.resumes} time{'s' if state.resumes != 1 else ''} after failing"))
     if state.current_label:
         head.add_row("current step", Text(state.current_label))
     head.add_row("input", value_text(dict(state.input), see))

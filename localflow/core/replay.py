@@ -24,7 +24,9 @@ flow is safe for workflows already running.
 Repairs: a ``WorkflowResumed`` that re-pinned a definition (``lf resume --flow``)
 holds for the whole history, and the decisions of the failure it went back over
 (from its ``from_seq`` up to it) are not asked of any definition: the one that
-failed made them, and the resume set them aside.
+failed made them, and the resume set them aside. A fork's copied events (before
+its ``WorkflowForked``) are checked as decided by the origin, under the origin's
+id, and where the copy ends the fork may decide more than the origin did.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any, Sequence, Union
 from localflow import ir
 from localflow.core import events as ev
 from localflow.core.decide import decide
+from localflow.core.frozen import replace
 from localflow.core.state import WorkflowState, evolve, initial, label_of
 from localflow.core.timefmt import format_duration
 from localflow.errors import NondeterminismError
@@ -58,6 +61,9 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
         if resumes:  # `lf resume --flow` re-pinned the definition for the whole history
             flow, text = ir.from_json(resumes[-1].flow), resumes[-1].flow_source
     state = initial(first, flow)
+    forked = next((e for e in events if isinstance(e, ev.WorkflowForked)), None)
+    if forked is not None:  # the copied decisions were made as the origin (its id is in stdin, child ids)
+        state = replace(state, workflow_id=forked.origin["workflow_id"])
     superseded = _superseded(events)
     marked = first.end  # batches carry end marks (else: the timestamp rule of older histories)
     expected: deque = deque()
@@ -78,10 +84,12 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
                 raise NondeterminismError(event.seq, wanted, recorded, _where(state),
                                           _excerpt(state, text) + _differences(wanted, recorded))
         else:
-            if _transaction_ended(previous, event, marked):
-                _nothing_left(state, expected, event.seq, text)
+            if _transaction_ended(previous, event, marked) and not isinstance(event, ev.WorkflowForked):
+                _nothing_left(state, expected, event.seq, text)  # (a fork may go on from there differently)
             expected.clear()  # decisions not yet recorded are decided again after new facts
         state = evolve(state, event)
+        if event is forked:
+            state = replace(state, workflow_id=first.workflow_id)
         previous = event
     whole = upto is None or upto >= previous.seq
     if whole and marked and previous.end and not isinstance(previous, ev.WorkflowStarted):
