@@ -182,7 +182,7 @@ def _fork_point(workflow_id: str, events: list, state: WorkflowState, at: Union[
     if step is not None:
         seq = _first_of_step(events, step)
         if seq is None:
-            names = sorted({e.step.split("[")[0] for e in events if getattr(e, "step", None) and e.decision})
+            names = sorted({e.step.split("[")[0] for e in events if _begins_step(e)})
             raise InputError(f"--step {step}: {workflow_id} recorded no step of that name"
                              + (f" (it has {', '.join(names)})" if names else ""))
         return seq - 1
@@ -199,11 +199,17 @@ def _first_of_step(events: list, name: str) -> Union[int, None]:
     """The first decision of step ``name`` (its exact key, or the first instance of it in a loop)."""
     for exact in (True, False):
         for event in events:
-            key = getattr(event, "step", None)
-            if event.decision and isinstance(key, str) and not key.startswith(UNDO_PREFIX) and (
-                    key == name if exact else key.split("[")[0] == name):
+            if _begins_step(event) and (event.step == name if exact else event.step.split("[")[0] == name):
                 return event.seq
     return None
+
+
+def _begins_step(event: ev.Event) -> bool:
+    """Is this a decision that runs a step (an activity, a child, a sleep, a wait)?"""
+    if isinstance(event, ev.TimerStarted):
+        return event.purpose in ("sleep", "signal-timeout")
+    return isinstance(event, (ev.ActivityScheduled, ev.ChildStarted, ev.SignalConsumed)) and \
+        not event.step.startswith(UNDO_PREFIX)
 
 
 def _check_copyable(workflow_id: str, prefix: list, seq: int) -> None:
