@@ -59,7 +59,7 @@ def test_the_grep_example_counts_event_types_across_workflows(tmp_path):
 def test_the_replay_walk_through_runs_as_written(tmp_path):
     home = tmp_path / "home"
     shutil.copytree(REPO / "flows", home / "flows")
-    (block,) = _sh_blocks(_section("Replay and time travel"))
+    (block,) = _sh_blocks(_section("Replay, time travel and repair"))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "COLUMNS": "200"}
 
     done = subprocess.run(["bash", "-c", block], cwd=home, env=env, capture_output=True, text=True, timeout=120)
@@ -67,4 +67,7 @@ def test_the_replay_walk_through_runs_as_written(tmp_path):
     assert "FAIL  p1" in done.stdout and "duration_ms: recorded 1.0s, now 5.0s" in done.stdout
     assert "ok    p1" in done.stdout
     assert "running" in done.stdout and "ActivityScheduled" in done.stdout  # as it was after event 5
+    assert "would fork p1 at seq" in done.stdout and "forked p1 at seq" in done.stdout
+    assert "p1-again completed" in done.stdout
+    assert "card-1 resumed" in done.stdout and "card-1 completed" in done.stdout
     assert "Traceback" not in done.stderr
