@@ -78,11 +78,26 @@ class Catch:
 
 
 @dataclass(frozen=True)
+class Call:
+    """``call package.module.function(name=EXPR, ...)``: a Python function run by a worker.
+
+    ``target`` is ``"package.module:function"`` (the module path is relative to the
+    flows folder); ``kwargs`` are the keyword arguments, evaluated when it is scheduled.
+    """
+
+    target: str
+    kwargs: tuple = ()  # ((name, Expr), ...)
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
 class Activity:
-    """``step NAME:`` running a command (argv list, never a shell).
+    """``step NAME:`` running a command (argv list, never a shell), or calling a Python function.
 
     ``undo`` is the compensating command (argv list) run, in reverse order of
-    completion, when the workflow later fails or is cancelled.
+    completion, when the workflow later fails or is cancelled. A ``call`` step has
+    ``call`` set and no ``argv``.
     """
 
     name: str
@@ -94,6 +109,7 @@ class Activity:
     catches: tuple[Catch, ...] = ()
     line: int = 0
     col: int = 0
+    call: Union[Call, None] = None  # omitted from the JSON when None (pinned flows of older versions)
 
 
 @dataclass(frozen=True)
@@ -255,9 +271,12 @@ def walk(block: tuple):
 
 _NODE_TYPES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (Expr, Retry, Input, Catch, Activity, WaitSignal, ChildFlow, Sleep, Fail, Return, Set,
+    for cls in (Expr, Retry, Input, Catch, Call, Activity, WaitSignal, ChildFlow, Sleep, Fail, Return, Set,
                 IfBranch, If, Parallel, For, Flow)
 }
+
+
+_OMITTED_WHEN_NONE = frozenset({"call"})  # fields added later: a flow without them pins the same JSON as before
 
 
 def to_json(node: Any) -> Any:
@@ -267,7 +286,10 @@ def to_json(node: Any) -> Any:
     if type(node).__name__ in _NODE_TYPES and type(node) is _NODE_TYPES[type(node).__name__]:
         out: dict[str, Any] = {"kind": type(node).__name__}
         for f in fields(node):
-            out[f.name] = to_json(getattr(node, f.name))
+            value = getattr(node, f.name)
+            if value is None and f.name in _OMITTED_WHEN_NONE:
+                continue
+            out[f.name] = to_json(value)
         return out
     return node
 

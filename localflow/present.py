@@ -101,6 +101,8 @@ def _describe(event: ev.Event) -> str:
     if isinstance(event, ev.WorkflowStarted):
         return f"started {event.flow_name} with input {short_json(event.input)}"
     if isinstance(event, ev.ActivityScheduled):
+        if event.call is not None:
+            return f"{event.step}: attempt {event.attempt} scheduled: call {_call_text(event.call)}"
         return f"{event.step}: attempt {event.attempt} scheduled: {' '.join(event.argv)}"
     if isinstance(event, ev.ActivityStarted):
         return f"{event.step}: attempt {event.attempt} running (pid {event.pid})"
@@ -139,6 +141,15 @@ def _describe(event: ev.Event) -> str:
     if isinstance(event, ev.TimeSkipped):
         return f"time skipped ahead {format_duration(event.skipped_ms)} (virtual clock)"
     return _describe_flow_event(event)
+
+
+def _call_text(call: Any) -> str:
+    """``module.function(name=value, ...)`` as a call step's attempt was scheduled."""
+    if not isinstance(call, dict):
+        return short_json(call)
+    kwargs = call.get("kwargs") if isinstance(call.get("kwargs"), dict) else {}
+    args = ", ".join(f"{name}={short_json(value)}" for name, value in kwargs.items())
+    return f"{str(call.get('target', '')).replace(':', '.')}({args})"
 
 
 def _compensated(reason: Any) -> str:

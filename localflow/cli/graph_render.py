@@ -72,6 +72,9 @@ def _loop_label(stmt: ir.For, limit: int) -> str:
 
 
 def _step_action(stmt: ir.Step, limit: int, basename: bool = False) -> str:
+    if isinstance(stmt, ir.Activity) and stmt.call is not None:
+        args = ", ".join(f"{name}={expr.source}" for name, expr in stmt.call.kwargs)
+        return "call " + _short(f"{stmt.call.target.replace(':', '.')}({args})", limit)
     if isinstance(stmt, ir.Activity):
         return "run " + _command(stmt.argv, limit, basename)
     if isinstance(stmt, ir.WaitSignal):

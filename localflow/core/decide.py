@@ -194,13 +194,17 @@ def _on_activity(stmt: ir.Activity, frame: Frame, batch: _Batch) -> list:
 
 
 def _schedule(stmt: ir.Activity, frame: Frame, batch: _Batch, key: str, attempt: int) -> ev.ScheduleActivity:
+    undo = [_argv_text(_eval(e, frame, batch)) for e in stmt.undo] if stmt.undo else None
+    if stmt.call is not None:  # a Python function: its keyword arguments are its whole input
+        kwargs = {name: _eval(e, frame, batch) for name, e in stmt.call.kwargs}
+        return ev.ScheduleActivity(key, attempt, [], None, stmt.timeout_ms, frame.id, undo,
+                                   {"target": stmt.call.target, "kwargs": kwargs})
     argv = [_argv_text(_eval(e, frame, batch)) for e in stmt.argv]
     if stmt.stdin is not None:
         stdin = _eval(stmt.stdin, frame, batch)
     else:
         stdin = {"workflow_id": batch.state.workflow_id, "step": key, "input": dict(batch.state.input),
                  "steps": _referenced_results(stmt, frame, batch.state)}
-    undo = [_argv_text(_eval(e, frame, batch)) for e in stmt.undo] if stmt.undo else None
     return ev.ScheduleActivity(key, attempt, argv, stdin, stmt.timeout_ms, frame.id, undo)
 
 

@@ -63,6 +63,7 @@ class ActivityScheduled(Event):
     timeout_ms: int
     frame: str = "root"
     undo: JSON = None
+    call: JSON = None  # {"target": "module:function", "kwargs": {...}} for a call step (then argv is [])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -327,6 +328,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 _TIME_FIELDS = ("ts", "fire_at")
+_OMITTED_WHEN_NONE = frozenset({"call"})  # added later: histories without it read and write as before
 
 
 def to_record(event: Event) -> dict[str, Any]:
@@ -336,6 +338,8 @@ def to_record(event: Event) -> dict[str, Any]:
         if f.name in ("seq", "ts", "end"):
             continue
         value = getattr(event, f.name)
+        if value is None and f.name in _OMITTED_WHEN_NONE:
+            continue
         record[f.name] = to_iso(value) if f.name in _TIME_FIELDS else value
     if event.end:
         record["end"] = True

@@ -70,7 +70,7 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
     previous: ev.Event = first
     for event in events[1:]:
         if upto is not None and event.seq > upto:
-            return state
+            return replace(state, workflow_id=first.workflow_id)  # (a fork's copy is checked as its origin)
         if isinstance(event, ev.WorkflowNondeterministic):
             break  # the executor's own record of a divergence: what follows was never decided
         if event.decision and any(start <= event.seq < end for start, end in superseded):

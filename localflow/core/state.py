@@ -48,6 +48,7 @@ class Attempt:
     error: Any = None
     result: Any = None
     measured_ms: Union[int, None] = None  # the runner's own measure of the attempt
+    call: Any = None  # {"target", "kwargs"} of a call step
 
     @property
     def pending(self) -> bool:
@@ -311,7 +312,7 @@ def _with_attempt(state: WorkflowState, step: str, number: int, **changes: Any) 
 def _on_activity_scheduled(event: ev.ActivityScheduled, state: WorkflowState) -> WorkflowState:
     kind = "undo" if event.step.startswith(UNDO_PREFIX) else "activity"
     current = state.steps.get(event.step) or StepState(event.step, kind=kind, frame=event.frame, undo=event.undo)
-    attempt = Attempt(event.attempt, event.ts, tuple(event.argv), event.stdin, event.timeout_ms)
+    attempt = Attempt(event.attempt, event.ts, tuple(event.argv), event.stdin, event.timeout_ms, call=event.call)
     return _put_step(state, replace(current, attempts=current.attempts + (attempt,), frame=event.frame))
 
 

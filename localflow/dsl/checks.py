@@ -33,7 +33,8 @@ CHECK_TIME = "2000-01-01T00:00:00.000Z"  # what now() gives when a constant expr
 
 # The expressions each statement kind evaluates, in the order it evaluates them (if: see _Scopes.stmt).
 EXPRESSIONS: dict[type, Callable[[ir.Stmt], list[ir.Expr]]] = {
-    ir.Activity: lambda s: [*s.argv, *([s.stdin] if s.stdin is not None else []), *(s.undo or ())],  # type: ignore
+    ir.Activity: lambda s: [*s.argv, *([s.stdin] if s.stdin is not None else []), *(s.undo or ()),  # type: ignore
+                            *(e for _, e in (s.call.kwargs if s.call is not None else ()))],
     ir.WaitSignal: lambda s: [],
     ir.ChildFlow: lambda s: [s.input] if s.input is not None else [],  # type: ignore[union-attr]
     ir.Sleep: lambda s: [],

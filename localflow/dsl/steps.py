@@ -1,8 +1,8 @@
 """``step NAME:`` and its clauses: which kind of step it is, its options, and its catches.
 
-A step is one of three kinds, chosen by the one clause that says what it does:
-``run LIST`` (``ir.Activity``), ``wait signal NAME [timeout D]`` (``ir.WaitSignal``)
-or ``flow NAME`` (``ir.ChildFlow``). Every clause in ``CLAUSES`` lists the kinds it
+A step is one of four kinds, chosen by the one clause that says what it does:
+``run LIST`` or ``call module.function(name=EXPR, ...)`` (``ir.Activity``),
+``wait signal NAME [timeout D]`` (``ir.WaitSignal``) or ``flow NAME`` (``ir.ChildFlow``). Every clause in ``CLAUSES`` lists the kinds it
 applies to; ``catch`` clauses come after the others and each holds a block.
 
 Syntax only, like ``parser``: reports Diagnostics through the Parser, never raises.
@@ -22,8 +22,12 @@ if TYPE_CHECKING:
     from localflow.dsl.parser import Node, Parser
 
 DEFAULT_TIMEOUT_MS = 600_000
-KINDS = {"run": "a run step", "wait": "a wait step", "flow": "a flow step"}  # kind clause -> how to name it
-CATCHES = {"run": ("exit", "timeout", "error", "any"), "wait": ("timeout", "any"), "flow": ("error", "any")}
+KINDS = {"run": "a run step", "call": "a call step", "wait": "a wait step",
+         "flow": "a flow step"}  # kind clause -> how to name it
+CATCHES = {"run": ("exit", "timeout", "error", "any"), "call": ("timeout", "error", "any"),
+           "wait": ("timeout", "any"), "flow": ("error", "any")}
+_TARGET = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*")
+_KEYWORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
 _BACKOFF = re.compile(r"(\d{1,6}(?:\.\d{1,6})?)x?")
 _STRING = r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\''
 _VALUE = re.compile(rf"({_STRING}|[^,\s]+)\s*")
@@ -56,7 +60,8 @@ def parse_step(p: Parser, node: Node, end: int) -> ir.Activity | ir.WaitSignal |
     elif not node.children:
         p.error_at(ll, start, f"step '{name}' needs an indented block of clauses, starting with 'run [...]'")
     elif kind is None:
-        p.error_at(ll, start, f"step '{name}' needs one of 'run [...]', 'wait signal NAME' or 'flow NAME'")
+        p.error_at(ll, start, f"step '{name}' needs one of 'run [...]', 'call module.function(...)', "
+                   "'wait signal NAME' or 'flow NAME'")
     where = {"catches": catches, "line": ll.line, "col": ll.col}
     if kind == "wait":
         signal, timeout_ms = fields.get("wait", ("", None))
@@ -65,7 +70,8 @@ def parse_step(p: Parser, node: Node, end: int) -> ir.Activity | ir.WaitSignal |
         return ir.ChildFlow(name, fields.get("flow", ""), fields.get("input"), **where)
     return ir.Activity(
         name=name, argv=fields.get("argv", ()), timeout_ms=fields.get("timeout_ms", DEFAULT_TIMEOUT_MS),
-        retry=fields.get("retry", ir.Retry()), stdin=fields.get("stdin"), undo=fields.get("undo"), **where)
+        retry=fields.get("retry", ir.Retry()), stdin=fields.get("stdin"), undo=fields.get("undo"),
+        call=fields.get("call") if kind == "call" else None, **where)
 
 
 def _kind(p: Parser, node: Node) -> str | None:
@@ -79,7 +85,7 @@ def _kind(p: Parser, node: Node) -> str | None:
             first = child.line
         elif kw != first_word(first.text)[0]:
             p.error_at(child.line, 0, f"'{kw}' cannot be combined with '{first_word(first.text)[0]}' "
-                       f"(line {first.line}): a step has exactly one of run, wait signal or flow")
+                       f"(line {first.line}): a step has exactly one of run, call, wait signal or flow")
     return None if first is None else first_word(first.text)[0]
 
 
@@ -248,6 +254,80 @@ def _run(p: Parser, ll: LogicalLine, end: int) -> tuple[ir.Expr, ...] | None:
     return _argv(p, ll, end, "run", "run [\"python3\", \"job.py\", order_id]")
 
 
+def _call(p: Parser, ll: LogicalLine, end: int) -> ir.Call | None:
+    """``call package.module.function(name=EXPR, ...)``: keyword arguments only, each an expression."""
+    text, example = ll.text, "call payments.charge(order_id=order_id, amount=amount)"
+    start = skip(text, end)
+    found = _TARGET.match(text, start)
+    path = re.sub(r"\s+", "", found.group(1)) if found else ""
+    if not found or "." not in path:
+        p.error_at(ll, start, f"'call' needs a function in a module, then its arguments, e.g. {example}")
+        return None
+    parts = path.split(".")
+    if any(part.startswith("_") for part in parts):
+        p.error_at(ll, start, f"'call {path}': names starting with '_' are private; call a public function")
+        return None
+    opening = found.end()
+    if text[opening:opening + 1] != "(":
+        p.error_at(ll, opening, f"expected '(' after 'call {path}', e.g. {example}")
+        return None
+    pieces = _arguments(text, opening + 1)
+    if pieces is None:
+        p.error_at(ll, opening, "this '(' is never closed: the arguments must end with ')' on the same line")
+        return None
+    closing, spans = pieces
+    if skip(text, closing + 1) < len(text):
+        p.error_at(ll, skip(text, closing + 1), "nothing may follow the call's ')'")
+    kwargs: list[tuple[str, ir.Expr]] = []
+    for lo, hi in spans:
+        keyword = _KEYWORD.match(text, lo, hi)
+        if keyword is None:
+            p.error_at(ll, skip(text, lo), f"pass each argument by name, e.g. {example}")
+            continue
+        name = keyword.group(1)
+        if name in (k for k, _ in kwargs):
+            p.error_at(ll, keyword.start(1), f"argument '{name}' is given twice")
+            continue
+        expr = p.expression(ll, keyword.end(), hi)
+        if expr is None:
+            p.error_at(ll, keyword.end(), f"argument '{name}' needs a value after '='")
+            continue
+        kwargs.append((name, expr))
+    target = ".".join(parts[:-1]) + ":" + parts[-1]
+    return ir.Call(target, tuple(kwargs), *ll.position(start))
+
+
+def _arguments(text: str, at: int) -> tuple[int, list[tuple[int, int]]] | None:
+    """From just after '(': the index of the matching ')' and the spans of the comma-separated
+    arguments (brackets and strings respected); None if the ')' never comes."""
+    depth, spans, begin, i = 0, [], at, at
+    while i < len(text):
+        char = text[i]
+        if char in "\"'":
+            i = _string_end(text, i)
+            continue
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                if text[begin:i].strip() or spans:
+                    spans.append((begin, i))
+                return i, spans
+            depth -= 1
+        elif char == "," and depth == 0:
+            spans.append((begin, i))
+            begin = i + 1
+        i += 1
+    return None
+
+
+def _string_end(text: str, at: int) -> int:
+    quote, i = text[at], at + 1
+    while i < len(text) and text[i] != quote:
+        i += 2 if text[i] == "\\" else 1
+    return i + 1
+
+
 def _undo(p: Parser, ll: LogicalLine, end: int) -> tuple[ir.Expr, ...] | None:
     return _argv(p, ll, end, "undo", "undo [\"flows/activities/release.sh\", order_id]")
 
@@ -354,11 +434,12 @@ def _retry_policy(p: Parser, ll: LogicalLine, retries: int, options: dict[str, t
 
 CLAUSES: dict[str, Clause] = {
     "run": Clause("argv", _run, ("run",)),
+    "call": Clause("call", _call, ("call",)),
     "wait": Clause("wait", _wait, ("wait",)),
     "flow": Clause("flow", _child_flow, ("flow",)),
-    "timeout": Clause("timeout_ms", lambda p, ll, end: positive_duration(p, ll, end, "timeout"), ("run",)),
-    "retry": Clause("retry", _retry, ("run",)),
+    "timeout": Clause("timeout_ms", lambda p, ll, end: positive_duration(p, ll, end, "timeout"), ("run", "call")),
+    "retry": Clause("retry", _retry, ("run", "call")),
     "stdin": Clause("stdin", _stdin, ("run",)),
-    "undo": Clause("undo", _undo, ("run",)),
+    "undo": Clause("undo", _undo, ("run", "call")),
     "input": Clause("input", _child_input, ("flow",)),
 }

@@ -56,6 +56,7 @@ class AttemptSpec:
     stderr_path: Path
     grace_s: float = DEFAULT_GRACE_S
     var_dir: Union[Path, None] = None  # below it no symlink is followed (default: the home's var/)
+    call: Any = None  # {"target", "kwargs"} of a call step: run by a worker (runner/workers.py), not spawned
 
     def __post_init__(self) -> None:
         if self.var_dir is None:

@@ -71,7 +71,7 @@ CASES = [
     ("step without block", "flow X\n  step a:\n  sleep 1s\n",
      "2:8: step 'a' needs an indented block of clauses, starting with 'run [...]'", 8),
     ("step without run", "flow X\n  step a:\n    timeout 1s\n",
-     "2:8: step 'a' needs one of 'run [...]', 'wait signal NAME' or 'flow NAME'", 8),
+     "2:8: step 'a' needs one of 'run [...]', 'call module.function(...)', 'wait signal NAME' or 'flow NAME'", 8),
     ("duplicate step", "flow X\n" + STEP + STEP, "4:8: step 'a' is defined twice (first at line 2)", 8),
     ("step named like an input", "flow X\n  input a\n" + STEP, "3:8: step 'a' has the same name as an input (line 2)", 8),
     ("unknown clause", "flow X\n  step a:\n    run [\"x\"]\n    retries 3\n",

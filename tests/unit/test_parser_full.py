@@ -319,7 +319,7 @@ CASES = [
      "4:5: 'timeout' does not apply to a wait step: write it on the wait line, e.g. wait signal approve timeout 30s",
      5),
     ("two kinds in one step", "flow X\n  step a:\n" + RUN + "    flow Other\n",
-     "4:5: 'flow' cannot be combined with 'run' (line 3): a step has exactly one of run, wait signal or flow", 5),
+     "4:5: 'flow' cannot be combined with 'run' (line 3): a step has exactly one of run, call, wait signal or flow", 5),
     ("clause after a catch", "flow X\n  step a:\n" + RUN + "    catch:\n      return 1\n    retry 2\n",
      "6:5: 'retry' must come before the catch clauses of step 'a' (first catch at line 4)", 5),
     ("bare catch not last", "flow X\n  step a:\n" + RUN + "    catch:\n      return 1\n    catch timeout:\n"

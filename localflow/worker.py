@@ -1,0 +1,175 @@
+"""A worker process: runs the Python functions of `call` steps, one call at a time.
+
+Started by the local pool (localflow/runner/workers.py) as
+``python -m localflow.worker FD FLOWS_DIR``: FD is its end of a socket pair, and
+FLOWS_DIR goes first on ``sys.path``, so ``call payments.charge(...)`` imports
+``flows/payments.py``. It speaks the worker protocol (docs/design.md): each message
+is a 4-byte big-endian length and a JSON object.
+
+- in: ``{"op": "call", "target": "module:function", "kwargs": {...}, "env": {"LF_...": ...}}``
+  with two file descriptors attached (SCM_RIGHTS): the attempt's stdout and stderr logs.
+  For the call, fd 1 and 2 are those logs (so ``print`` and tracebacks land in them) and
+  ``os.environ`` holds ``env`` (``localflow.activity.info()`` reads it).
+- out: ``{"op": "result", "ok": true, "value": ...}`` or
+  ``{"op": "result", "ok": false, "error": {"kind", "type", "message"}}``.
+
+A call is stopped by killing the worker (its whole session); the pool starts another.
+The worker dies with the process that started it (PR_SET_PDEATHSIG on Linux), so a
+crashed supervisor leaves no worker running a call nobody will record.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import traceback
+from typing import Any
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_RESULT_BYTES = 1024 * 1024
+
+
+def send(sock: socket.socket, message: dict, fds: tuple = ()) -> None:
+    data = json.dumps(message, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    packet = struct.pack(">I", len(data)) + data
+    if fds:
+        socket.send_fds(sock, [packet[:4]], list(fds))
+        sock.sendall(packet[4:])
+    else:
+        sock.sendall(packet)
+
+
+def receive(sock: socket.socket) -> tuple[Any, list]:
+    """One message and the descriptors that came with it; (None, []) at end of file."""
+    head, fds, _, _ = socket.recv_fds(sock, 4, 4)
+    if not head:
+        return None, fds
+    while len(head) < 4:
+        more = sock.recv(4 - len(head))
+        if not more:
+            return None, fds
+        head += more
+    (size,) = struct.unpack(">I", head)
+    if size > MAX_MESSAGE_BYTES:
+        raise ValueError(f"a message of {size} bytes")
+    body = bytearray()
+    while len(body) < size:
+        chunk = sock.recv(min(size - len(body), 1 << 20))
+        if not chunk:
+            return None, fds
+        body += chunk
+    return json.loads(body.decode("utf-8")), fds
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run_call(message: dict) -> dict:
+    """Import and call the target with its keyword arguments; the result message."""
+    module_name, _, function_name = str(message.get("target", "")).partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        function = getattr(module, function_name)
+    except Exception as exc:  # noqa: BLE001 (any import-time error is the flow author's to see)
+        traceback.print_exc()
+        return _failure("spawn", exc, f"could not import {module_name}.{function_name}: {type(exc).__name__}: {exc}")
+    if not callable(function):
+        return {"op": "result", "ok": False, "error": {
+            "kind": "spawn", "type": "TypeError", "message": f"{module_name}.{function_name} is not a function"}}
+    try:
+        value = function(**message.get("kwargs", {}))
+    except BaseException as exc:  # noqa: BLE001 (SystemExit and KeyboardInterrupt are the call's failure too)
+        traceback.print_exc()
+        return _failure("exception", exc, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    return _result(value)
+
+
+def _failure(kind: str, exc: BaseException, message: str) -> dict:
+    return {"op": "result", "ok": False, "error": {"kind": kind, "type": type(exc).__name__, "message": message}}
+
+
+def _result(value: Any) -> dict:
+    from localflow.core.jsonvalue import check_value
+    from localflow.errors import InvalidValue
+
+    try:
+        check_value(value, "the return value")
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    except (InvalidValue, TypeError, ValueError, RecursionError) as exc:
+        message = str(exc) if isinstance(exc, InvalidValue) else \
+            f"the return value cannot be stored as JSON ({type(exc).__name__}: {exc})"
+        return {"op": "result", "ok": False, "error": {"kind": "output", "type": None, "message": message}}
+    if size > MAX_RESULT_BYTES:
+        return {"op": "result", "ok": False, "error": {
+            "kind": "output", "type": None,
+            "message": f"the return value is {size} bytes as JSON, over the {MAX_RESULT_BYTES}-byte result limit"}}
+    return {"op": "result", "ok": True, "value": value}
+
+
+def serve(sock: socket.socket) -> None:
+    saved = os.dup(1), os.dup(2)
+    base_env = dict(os.environ)
+    while True:
+        message, fds = receive(sock)
+        if message is None:
+            return
+        if message.get("op") != "call" or len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            send(sock, {"op": "result", "ok": False,
+                        "error": {"kind": "spawn", "type": None, "message": "the worker got a malformed request"}})
+            continue
+        os.environ.clear()
+        os.environ.update(base_env)
+        os.environ.update({str(k): str(v) for k, v in (message.get("env") or {}).items()})
+        os.dup2(fds[0], 1)
+        os.dup2(fds[1], 2)
+        for fd in fds:
+            os.close(fd)
+        try:
+            reply = run_call(message)
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+        try:
+            send(sock, reply)
+        except (TypeError, ValueError):  # cannot happen after _result's check; never hang the caller
+            send(sock, {"op": "result", "ok": False,
+                        "error": {"kind": "output", "type": None, "message": "the result could not be sent"}})
+
+
+def main(argv: list[str]) -> int:
+    _die_with_parent()
+    fd, flows_dir, parent = int(argv[1]), argv[2], int(argv[3])
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        return 0
+    sys.path.insert(0, flows_dir)
+    sock = socket.socket(fileno=fd)
+    try:
+        serve(sock)
+    except (ConnectionError, OSError):
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
