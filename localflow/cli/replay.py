@@ -1,10 +1,12 @@
-"""`lf replay ID... | --all [--flow FILE]`: would these histories decide the same today?
+"""`lf replay ID... | --all | --file BUNDLE [--flow FILE]`: would these histories decide the same today?
 
 Each history is replayed through the pure core (every decision checked, and
 nothing more decided where a transaction ended) against the definition it pinned,
 or against ``--flow FILE``: the check to run before deploying an edited flow while
-workflows of it are in flight. Nothing is written. Exit 0 if every one replays,
-4 if any would decide differently, 3 if a history cannot be read.
+workflows of it are in flight. ``--file`` replays the workflows of a bundle
+(``lf export``, localflow/bundle.py) without importing them: a history from another
+machine as a test fixture. Nothing is written. Exit 0 if every one replays, 4 if any
+would decide differently, 3 if a history (or the bundle) cannot be read.
 """
 
 from __future__ import annotations
@@ -20,24 +22,46 @@ from localflow.errors import InputError, LocalFlowError, NondeterminismError
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    engine = engine_for(args)
     flow, source = _flow_file(args.flow)
+    if getattr(args, "file", None) is not None:
+        return _report(_from_bundle(args, flow, source), flow, args.json, f"from {args.file}")
+    engine = engine_for(args)
     ids = list(args.ids)
     if args.all:
         ids += [i for i in engine.workflow_ids() if i not in ids]
     if not ids:
         raise InputError("name the workflows to replay, or pass --all")
+    checks = (_check(engine, workflow_id, flow, source, only_flow=args.all and flow is not None)
+              for workflow_id in ids)
+    return _report(checks, flow, args.json)
+
+
+def _from_bundle(args: argparse.Namespace, flow, source) -> list:
+    """`--file BUNDLE`: every workflow of the bundle (or the IDs named), read and checked, never imported."""
+    from localflow import bundle
+
+    if args.all:
+        raise InputError("--all replays the workflows of var/; with --file every workflow of the bundle is replayed")
+    found = bundle.read(args.file)
+    sections = {s.workflow_id: s for s in found.sections}
+    unknown = [i for i in args.ids if i not in sections]
+    if unknown:
+        raise InputError(f"{args.file} holds no workflow {unknown[0]} (it holds {', '.join(sections)})")
+    wanted = [sections[i] for i in dict.fromkeys(args.ids)] or found.sections
+    return [_check_events(s.workflow_id, s.events, flow, source, only_flow=flow is not None) for s in wanted]
+
+
+def _report(checks, flow, as_json: bool, where: str = "") -> int:
     results, worst = [], 0
-    for workflow_id in ids:
-        result = _check(engine, workflow_id, flow, source, only_flow=args.all and flow is not None)
+    for result in checks:
         if result is None:
             continue
         results.append(result)
         worst = max(worst, {"ok": 0, "nondeterministic": NondeterminismError.exit_code}.get(result["result"], 3))
-    if args.json:
+    if as_json:
         print_json(results)
     else:
-        _print(results, flow)
+        _print(results, flow, where)
     return worst
 
 
@@ -53,6 +77,10 @@ def _check(engine, workflow_id: str, flow, source, only_flow: bool) -> "dict | N
         events = engine.load(workflow_id).events
     except LocalFlowError as exc:
         return {"id": workflow_id, "result": "unreadable", "error": str(exc)}
+    return _check_events(workflow_id, events, flow, source, only_flow)
+
+
+def _check_events(workflow_id: str, events: list, flow, source, only_flow: bool) -> "dict | None":
     if only_flow and events[0].flow_name != flow.name:
         return None  # --all --flow X: only the workflows of that flow
     try:
@@ -63,8 +91,9 @@ def _check(engine, workflow_id: str, flow, source, only_flow: bool) -> "dict | N
     return {"id": workflow_id, "result": "ok", "events": len(events), "status": state.status}
 
 
-def _print(results: list, flow) -> None:
+def _print(results: list, flow, where: str = "") -> None:
     against = f"against {flow.file}" if flow is not None else "against the flow each one pinned"
+    against = f"{where} {against}" if where else against
     bad = [r for r in results if r["result"] != "ok"]
     for result in results:
         if result["result"] == "ok":
