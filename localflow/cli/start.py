@@ -4,6 +4,13 @@
 executor slot for the time it runs), or follows the supervisor's progress when
 one is. Either way it prints each event as it happens, then the result, and
 exits 0 if the workflow completed, 1 if it failed.
+
+`lf run --skip-time` drives it on a virtual clock that starts at the real time and
+moves with it while anything runs, but jumps to the next timer whenever nothing
+else can happen (activities are real processes and take the time they take). Each
+jump that makes a workflow's timer due is recorded in that history as a
+``TimeSkipped`` event just before its ``TimerFired``. It needs the executor slot:
+with a supervisor running (which would run the workflow on real time) it refuses.
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ import time
 
 from localflow.cli import render
 from localflow.cli.common import console, engine_for, note_supervisor, parse_input, print_json
+from localflow.clock import VirtualClock
 from localflow.core.state import WorkflowState
-from localflow.core.timefmt import to_iso
+from localflow.core.timefmt import format_duration, to_iso
 from localflow.engine import Engine
-from localflow.errors import NondeterminismError, SupervisorRunning
+from localflow.errors import LocalFlowError, NondeterminismError, SupervisorRunning
 from localflow.present import describe
 from localflow.supervisor.executor import Executor
 from localflow.supervisor.loop import drive
@@ -38,21 +46,45 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+class SkipTimeRefused(LocalFlowError):
+    """`lf run --skip-time` while a supervisor holds the executor slot: it would run on real time."""
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        super().__init__(f"--skip-time cannot be used while a supervisor runs workflows in this home ({holder}): "
+                         "it would run the workflow on real time; stop it first, or run without --skip-time")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     engine = engine_for(args)
+    skip_time = getattr(args, "skip_time", False)
+    if skip_time:
+        holder = supervisor_running(engine)
+        if holder is not None and holder.startswith("supervisor"):
+            raise SkipTimeRefused(holder)  # before anything is created: the supervisor would take it up
+        engine.clock = VirtualClock(start_ms=engine.clock(), real_time=True)
     workflow_id = engine.start(args.flow, parse_input(args.input, args.pairs), args.id)
     printer = _ProgressPrinter(workflow_id)
     printer.flow = engine.load(workflow_id).state.flow
-    state = _drive_or_follow(engine, workflow_id, printer)
+    if skip_time:
+        printer.note("skipping time: a virtual clock jumps to the next timer whenever nothing else can happen")
+    started = time.monotonic()
+    state = _drive_or_follow(engine, workflow_id, printer, skip_time)
+    if skip_time:
+        skipped = engine.clock.skipped_ms
+        printer.note(f"virtual time skipped: {format_duration(skipped)} ({skipped} ms) "
+                     f"in {time.monotonic() - started:.2f}s of real time")
     console().print(render.result_panel(state))
     if state.divergence is not None:
         return NondeterminismError.exit_code
     return 0 if state.status == "completed" else 1
 
 
-def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinter") -> WorkflowState:
+def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinter",
+                     skip_time: bool = False) -> WorkflowState:
     """Drive the workflow if the executor slot is free; follow a supervisor that runs it; and if
-    the slot is held by another `lf run` (which drives only its own workflow), wait for it."""
+    the slot is held by another `lf run` (which drives only its own workflow), wait for it.
+    With ``skip_time`` a supervisor is never followed (it runs on real time): that is an error."""
     told = None
     while True:
         holder = supervisor_running(engine)
@@ -61,6 +93,8 @@ def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinte
                 return _drive(engine, workflow_id, printer)
             except SupervisorRunning as exc:
                 holder = exc.holder
+        if skip_time and holder.startswith("supervisor"):
+            raise SkipTimeRefused(holder)
         if holder != told:
             printer.note(f"following: {holder} runs it" if holder.startswith("supervisor") else
                          f"waiting: {holder} holds the executor slot; this workflow runs when it is done")
@@ -127,3 +161,16 @@ def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter) -> Workf
     finally:
         executor.stop()
         slot.release()
+
+
+def follow(engine: Engine, workflow_id: str, since: int = 0, quiet: bool = False) -> int:
+    """Run (or follow) an existing workflow to its end in the foreground (`lf resume --run`,
+    `lf fork --run`), printing its events after seq ``since``; the exit code of `lf run`."""
+    printer = _ProgressPrinter(workflow_id)
+    printer.seen = since
+    printer.flow = engine.load(workflow_id).state.flow
+    state = _drive_or_follow(engine, workflow_id, printer)
+    console().print(render.result_panel(state))
+    if state.divergence is not None:
+        return NondeterminismError.exit_code
+    return 0 if state.status == "completed" else 1
