@@ -1,7 +1,8 @@
 """A worker process: runs the Python functions of `call` steps, one call at a time.
 
 Started by the local pool (localflow/runner/workers.py) as
-``python -m localflow.worker FD FLOWS_DIR``: FD is its end of a socket pair, and
+``python -m localflow.worker FD FLOWS_DIR LIFELINE``: FD is its end of a socket pair,
+LIFELINE the read end of a pipe whose write end only the starting process holds, and
 FLOWS_DIR goes first on ``sys.path``, so ``call payments.charge(...)`` imports
 ``flows/payments.py``. It speaks the worker protocol (docs/design.md): each message
 is a 4-byte big-endian length and a JSON object.
@@ -14,8 +15,11 @@ is a 4-byte big-endian length and a JSON object.
   ``{"op": "result", "ok": false, "error": {"kind", "type", "message"}}``.
 
 A call is stopped by killing the worker (its whole session); the pool starts another.
-The worker dies with the process that started it (PR_SET_PDEATHSIG on Linux), so a
-crashed supervisor leaves no worker running a call nobody will record.
+The worker dies with the process that started it: when that process ends (however it
+ends), the lifeline pipe reads end-of-file and the worker kills its own process group,
+so a crashed supervisor leaves no worker (nor anything a call spawned) running a call
+nobody will record. (Not PR_SET_PDEATHSIG: that follows the *thread* that started the
+worker, and pool threads come and go.)
 """
 
 from __future__ import annotations
@@ -66,16 +70,26 @@ def receive(sock: socket.socket) -> tuple[Any, list]:
     return json.loads(body.decode("utf-8")), fds
 
 
-def _die_with_parent() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
+def _die_with_parent(lifeline: int) -> None:
+    """A thread that waits for the starting process to go, then ends this worker's whole group."""
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    def watch() -> None:
+        while True:
+            try:
+                if not os.read(lifeline, 1):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        try:
+            os.killpg(0, signal.SIGKILL)
+        finally:
+            os._exit(1)
+
+    import threading
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
 def run_call(message: dict) -> dict:
@@ -158,10 +172,8 @@ def serve(sock: socket.socket) -> None:
 
 
 def main(argv: list[str]) -> int:
-    _die_with_parent()
-    fd, flows_dir, parent = int(argv[1]), argv[2], int(argv[3])
-    if os.getppid() != parent:  # the parent died before the death signal was armed
-        return 0
+    fd, flows_dir, lifeline = int(argv[1]), argv[2], int(argv[3])
+    _die_with_parent(lifeline)
     sys.path.insert(0, flows_dir)
     sock = socket.socket(fileno=fd)
     try:

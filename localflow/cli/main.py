@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_graph(sub)
     _add_replay(sub)
+    _add_repair(sub)
+    _add_bundle(sub)
     return parser
 
 
@@ -59,13 +61,19 @@ def _add_start(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--id", help="workflow id (default: FLOW-<utc time>-<random>)")
         if name == "start":
             _add_json_flag(p)
+        else:
+            p.add_argument("--skip-time", action="store_true",
+                           help="run on a virtual clock that jumps to the next timer whenever nothing else "
+                                "can happen (sleeps, retry backoffs, timeouts of waits); activities still run "
+                                "in real time; each jump is recorded as a TimeSkipped event; refused while a "
+                                "supervisor runs")
         p.set_defaults(handler=handler)
 
 
 def _add_read(sub: argparse._SubParsersAction) -> None:
     """`lf list`, `lf inspect`, `lf history`: cli/read.py."""
     p = sub.add_parser("list", help="list workflows, newest first")
-    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled", "nondeterministic"],
+    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled", "nondeterministic", "held"],
                    help="only this status")
     p.add_argument("--flow", help="only workflows of this flow")
     p.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50; 0 = all)")
@@ -93,6 +101,7 @@ def _add_supervise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, metavar="SECONDS",
                    help="on stop or timeout, wait this long after SIGTERM before SIGKILL "
                         f"(default {DEFAULT_GRACE_S:g})")
+    _add_workers_flag(p)
     p.set_defaults(handler="supervise:cmd_supervise")
 
 
@@ -137,8 +146,68 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true", help="every workflow in var/ (with --flow: every one of that flow)")
     p.add_argument("--flow", metavar="FILE",
                    help="replay against this flow file instead of the definition each workflow pinned")
+    p.add_argument("--file", metavar="BUNDLE",
+                   help="replay the workflows of this bundle (`lf export`; - reads stdin) without importing "
+                        "them; with IDs only those, with --flow only the workflows of that flow")
     _add_json_flag(p)
     p.set_defaults(handler="replay:cmd_replay")
+
+
+def _add_bundle(sub: argparse._SubParsersAction) -> None:
+    """`lf export`, `lf import`: cli/bundle.py (the format: localflow/bundle.py)."""
+    p = sub.add_parser("export", help="write a workflow and its child workflows as one bundle file "
+                                      "(JSON Lines, history lines byte for byte)")
+    p.add_argument("id", help="the workflow to export; its children (ChildStarted) come with it")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the bundle to FILE, whole or not at all (default: standard output)")
+    p.set_defaults(handler="bundle:cmd_export")
+
+    p = sub.add_parser("import", help="create the workflows of a bundle here, held: nothing of them runs "
+                                      "until `lf resume ID`")
+    p.add_argument("file", metavar="FILE", help="a bundle written by `lf export` (- reads standard input); "
+                                                "every line is checked first, and every id must be free: "
+                                                "all of it is imported or none")
+    _add_json_flag(p)
+    p.set_defaults(handler="bundle:cmd_import")
+
+
+def _add_repair(sub: argparse._SubParsersAction) -> None:
+    """`lf resume`, `lf fork`: cli/repair.py."""
+    p = sub.add_parser("resume", help="carry on a failed workflow from where it failed, with fresh attempts "
+                                      "(or release an imported one)")
+    p.add_argument("id")
+    p.add_argument("--flow", metavar="FILE",
+                   help="run on this edited flow from now on (it must replay the history up to the failure)")
+    p.add_argument("--reason", default="resumed by the user", help="recorded in the history")
+    _add_run_flag(p)
+    _add_json_flag(p)
+    p.set_defaults(handler="repair:cmd_resume")
+
+    p = sub.add_parser("fork", help="a new workflow that copies this one's history up to a point and goes on "
+                                    "from there (the original is untouched)")
+    p.add_argument("id")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--at", type=int, metavar="SEQ", help="copy events 1..SEQ")
+    where.add_argument("--step", metavar="NAME", help="copy everything before step NAME first ran")
+    where.add_argument("--last-failure", action="store_true",
+                       help="copy everything before the step that failed it first ran")
+    p.add_argument("--id", dest="new_id", metavar="NEW", help="the new workflow's id (default: FLOW-<time>-<random>)")
+    p.add_argument("--flow", metavar="FILE", help="run the fork on this flow (the copy must replay against it)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be copied and run again; create nothing")
+    _add_run_flag(p)
+    _add_json_flag(p)
+    p.set_defaults(handler="repair:cmd_fork")
+
+
+def _add_workers_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="worker processes for `call` steps (Python functions); default: the number of CPUs, "
+                             "at most 4")
+
+
+def _add_run_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", action="store_true",
+                        help="then run it to the end in the foreground, as `lf run` does (exit code as `lf run`)")
 
 
 def handler_of(spec: str) -> Callable[[argparse.Namespace], int]:

@@ -64,8 +64,9 @@ def decide(state: WorkflowState) -> list:
     if state.divergence is not None or state.held:
         # The history disagrees with the flow, or it was imported and not released: decide nothing
         # (from a state that cannot be trusted, or that belongs to another machine), except ending
-        # it when asked (compensation would decide from that same state).
-        if state.cancel_requested is None:
+        # it when asked here (compensation would decide from that same state). A cancel recorded
+        # before an import is the origin's: it carries on once the workflow is released.
+        if state.cancel_requested is None or (state.divergence is None and not state.cancelled_while_held):
             return []
         why = "the history disagrees with its flow" if state.divergence is not None else "it was imported, not released"
         return [ev.CancelWorkflow({"kind": "cancelled", "message": state.cancel_requested, "not_compensated": why})]

@@ -169,6 +169,7 @@ class WorkflowState:
     divergence: Any = None  # the WorkflowNondeterministic facts, once recorded
     checkpoint: Any = None  # the state just before it began to fail (what a resume goes back to)
     held: bool = False  # imported and not yet released: nothing is decided or carried out
+    cancelled_while_held: bool = False  # a cancel that came after the import (ends it as it is)
     origin: Any = None  # {"workflow_id", "seq"} of the workflow this one was forked from
     resumes: int = 0
 
@@ -464,7 +465,7 @@ def _on_catch_entered(event: ev.CatchEntered, state: WorkflowState) -> WorkflowS
 
 @_apply.register
 def _on_cancel_requested(event: ev.CancelRequested, state: WorkflowState) -> WorkflowState:
-    return replace(state, cancel_requested=event.reason)
+    return replace(state, cancel_requested=event.reason, cancelled_while_held=state.held)
 
 
 @_apply.register

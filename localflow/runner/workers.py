@@ -19,7 +19,7 @@ an interpreter start. The protocol, as the executor sees it, is the same ``Runne
   time, and every process carrying the attempt's tag).
 
 Messages between pool and worker are length-prefixed JSON over a socket pair (see
-localflow/worker.py); the attempt's stdout and stderr logs travel with the call as
+localflow/worker.py), and a lifeline pipe ends a worker when this process ends; the attempt's stdout and stderr logs travel with the call as
 file descriptors. docs/design.md, "The worker protocol", is the contract a second
 implementation (a cluster's) follows.
 """
@@ -52,17 +52,20 @@ class Worker:
 
     def __init__(self, flows_dir: Path, cwd: Path) -> None:
         ours, theirs = socket.socketpair()
+        lifeline, self._lifeline = os.pipe()  # the write end stays here: its closing tells the worker to go
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "localflow.worker", str(theirs.fileno()), str(flows_dir), str(os.getpid())],
-                cwd=cwd, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), start_new_session=True,
+                [sys.executable, "-m", "localflow.worker", str(theirs.fileno()), str(flows_dir), str(lifeline)],
+                cwd=cwd, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), lifeline), start_new_session=True,
                 env={**os.environ, "PYTHONPATH": _localflow_path()},
             )
         except BaseException:
             ours.close()
+            os.close(self._lifeline)
             raise
         finally:
             theirs.close()
+            os.close(lifeline)
         self.sock = ours
         self.pid = self.pgid = self.process.pid
         self.proc_start = process_start_time(self.pid)
@@ -80,7 +83,14 @@ class Worker:
         if tag:
             kill_attempt(tag, self.pid, self.proc_start)
         self.process.wait()
+        self.close()
+
+    def close(self) -> None:
         self.sock.close()
+        try:
+            os.close(self._lifeline)
+        except OSError:
+            pass
 
     @property
     def alive(self) -> bool:
@@ -159,7 +169,7 @@ class WorkerPool:
             worker.kill(grace_s, tag)
         else:
             worker.process.wait()
-            worker.sock.close()
+            worker.close()
         with self._guard:
             self._workers.discard(worker)
             self._count -= 1

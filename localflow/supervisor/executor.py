@@ -25,6 +25,7 @@ what to start and writing markers happen on the thread that calls ``reconcile``.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Callable, Iterable, Union
 
@@ -32,13 +33,13 @@ from localflow.core import events as ev
 from localflow.core.state import Attempt, StepState, WorkflowState
 from localflow.engine import Engine
 from localflow.errors import LocalFlowError, WorkflowExists, WorkflowNotFound
+from localflow.runner.local import LocalRunner
 from localflow.runner.proctree import attempt_tag
 from localflow.runner.subprocess_runner import (
     DEFAULT_GRACE_S,
     AttemptSpec,
     Running,
     Runner,
-    SubprocessRunner,
     spawn_failure,
 )
 from localflow.store.paths import TimerMarker
@@ -57,13 +58,15 @@ class Executor:
         log: Union[Log, None] = None,
         grace_s: float = DEFAULT_GRACE_S,
         runner: Union[Runner, None] = None,
+        workers: int = 0,
         wakeups: Union[Wakeups, None] = None,
         waiter: Union[Callable[[threading.Condition, float, float], object], None] = None,
     ) -> None:
         self.engine = engine
         engine.verify = True  # what executes workflows replays each history before deciding for it
         self.paths = engine.paths
-        self.runner = runner if runner is not None else SubprocessRunner()
+        # `run` steps as subprocesses, `call` steps on a pool of ``workers`` Python processes
+        self.runner = runner if runner is not None else LocalRunner(engine.paths.home, workers)
         self.wakeups = wakeups if wakeups is not None else Wakeups(engine.paths)
         # How to wait for work: the clock's own wait when it has one (a virtual clock skips ahead).
         self._waiter = waiter or getattr(engine.clock, "wait", None) or (lambda cond, seconds, _: cond.wait(seconds))
@@ -81,6 +84,9 @@ class Executor:
         # Attempts scheduled from now on were scheduled by this executor (it holds the slot), so
         # only older ones can have been spawned by a crashed executor that never recorded the pid.
         self._since = engine.clock()
+        # Imported workflows not yet released (``state.held``), with the (inode, size, mtime) their
+        # history had when last seen held: until it changes, a hint costs one stat.
+        self._held: dict[str, tuple] = {}
 
     # --- hints --------------------------------------------------------------
 
@@ -105,7 +111,9 @@ class Executor:
         with self._wake:
             to_next = self._seconds_to_next_wakeup()
             if not (self._dirty or self._hinted) and to_next > 0:
-                self._waiter(self._wake, min(max_wait_s, to_next), to_next)
+                # A virtual clock may skip ahead to the next wake-up only when nothing else can
+                # happen first: never over a running attempt (it reports as soon as it ends).
+                self._waiter(self._wake, min(max_wait_s, to_next), float("inf") if self.busy else to_next)
             dirty, self._dirty = self._dirty, set()
             hinted, self._hinted = self._hinted, set()
         dirty |= self.wakeups.due(self.engine.clock())
@@ -114,6 +122,9 @@ class Executor:
         return dirty
 
     def _changed(self, workflow_id: str) -> bool:
+        held = self._held.get(workflow_id)
+        if held is not None:
+            return _stamp(self.paths.history(workflow_id)) != held
         try:
             return self.engine.changed(workflow_id)
         except LocalFlowError:
@@ -138,12 +149,34 @@ class Executor:
 
     def reconcile(self, workflow_id: str) -> WorkflowState:
         """Bring one workflow forward and make the world match its history."""
+        held = self._held_state(workflow_id)
+        if held is not None:
+            return held
         now = self.engine.clock()
         tx = self.engine.transact(workflow_id, lambda state: self._recover(state, now))
         if tx.appended:
             self.on_events(workflow_id, tx.appended)
         self._carry_out(workflow_id, tx.state)
         return tx.state
+
+    def _held_state(self, workflow_id: str) -> Union[WorkflowState, None]:
+        """The state of a held workflow (imported, not released), else None.
+
+        A held workflow belongs to another machine: nothing of it is done here and nothing is
+        recorded. Its recorded pids are not looked for or killed, no timer gets a marker or fires,
+        no child is started (a cancel goes through ``lf cancel``'s own transaction). Read without
+        the lock or a transaction, so its history stays byte for byte what was imported.
+        """
+        stamp = _stamp(self.paths.history(workflow_id))  # before the read: a later change shows in the next stat
+        state = self.engine.state_of(workflow_id)
+        if not state.held:
+            self._held.pop(workflow_id, None)
+            return None
+        if stamp is not None:
+            self._held[workflow_id] = stamp
+        for timer in state.timers.values():
+            self.wakeups.clear(TimerMarker(timer.fire_at, workflow_id, timer.timer))
+        return state
 
     def _recover(self, state: WorkflowState, now: int) -> list[ev.Event]:
         """World events the history is missing: lost attempts, fired timers, finished children."""
@@ -175,8 +208,12 @@ class Executor:
                 step=step, attempt=attempt.number, duration_ms=max(0, now - (attempt.started_at or attempt.scheduled_at)),
                 error={"kind": kind, "message": message, "exit_code": None},
             ))
-        found.extend(ev.TimerFired(timer=t.timer) for t in state.pending_timers()
-                     if t.fire_at <= now and state.timer_wanted(t))
+        fired = [ev.TimerFired(timer=t.timer) for t in state.pending_timers()
+                 if t.fire_at <= now and state.timer_wanted(t)]
+        skipped = getattr(self.engine.clock, "skipped_since", None)  # a virtual clock's jumps, if any
+        if fired and skipped is not None and (skipped_ms := skipped(state.updated_at)) > 0:
+            found.append(ev.TimeSkipped(skipped_ms=skipped_ms))  # the history says the wait was skipped
+        found.extend(fired)
         for child in state.pending_children():
             outcome = self._child_outcome(child)
             if outcome is not None:
@@ -302,6 +339,7 @@ class Executor:
             stderr_path=self.paths.attempt_log(workflow_id, step, attempt.number, "err"),
             grace_s=self.grace_s,
             var_dir=self.paths.var_dir,
+            call=attempt.call,
         )
         thread = threading.Thread(target=self._attempt, args=(key, spec), name=f"lf-{step}-{attempt.number}",
                                   daemon=True)
@@ -370,3 +408,15 @@ class Executor:
             attempt.cancel()
         for thread in list(self._threads):
             thread.join(timeout=self.grace_s + 5)
+        close = getattr(self.runner, "close", None)
+        if close is not None:
+            close()
+
+
+def _stamp(path: os.PathLike) -> Union[tuple, None]:
+    """(inode, size, mtime) of a history, or None if it cannot be stat'ed."""
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns

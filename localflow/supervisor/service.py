@@ -118,17 +118,18 @@ def supervisor_running(engine: Engine) -> Union[str, None]:
 
 class Supervisor:
     def __init__(self, engine: Engine, log: Callable[[str], None], rescan_s: float = DEFAULT_RESCAN_S,
-                 grace_s: float = 5.0) -> None:
+                 grace_s: float = 5.0, workers: int = 0) -> None:
         self.engine = engine
         self.paths = engine.paths
         self.log = log
         self.rescan_s = rescan_s
-        self.executor = Executor(engine, on_events=self._log_events, log=log, grace_s=grace_s)
+        self.executor = Executor(engine, on_events=self._log_events, log=log, grace_s=grace_s, workers=workers)
         self.drops = DropFolder(engine, log, on_started=self.executor.mark_dirty)
         self._dropped: set[Path] = set()
         self._drop_guard = threading.Lock()
         self._finished: set[str] = set()
         self._broken: dict[str, str] = {}
+        self._held: set[str] = set()  # imported, not released: said once, then quiet (executor: a stat per hint)
 
     def run(self, stop: threading.Event) -> None:
         slot = ExecutorSlot(self.engine, "supervisor")
@@ -141,6 +142,9 @@ class Supervisor:
                 self.log(f"removed {name}: a workflow creation that never finished")
             hints = Hints(self.paths, self.executor.hint, self._on_marker, self._on_drop, self.log)
             observer = start_observer(self.paths, hints)
+            warm = getattr(self.executor.runner, "warm", None)
+            if warm is not None:
+                warm()  # the worker pool for `call` steps starts with the supervisor
             self._scan_drops(startup=True)
             self._rescan(startup=True)
             # Said once the startup scan is done: a flow dropped from now on is new, and starts.
@@ -225,6 +229,12 @@ class Supervisor:
                 self.log(f"{workflow_id}: cannot continue: {text}")
             return
         self._broken.pop(workflow_id, None)
+        if state.held and not state.terminal and workflow_id not in self._held:
+            self._held.add(workflow_id)
+            self.log(f"{workflow_id}: imported and held: nothing of it runs here until `lf resume {workflow_id}`")
+        elif not state.held and workflow_id in self._held:
+            self._held.discard(workflow_id)
+            self.log(f"{workflow_id}: released; carrying on")
         if state.terminal and not self.executor.running_in(workflow_id) and workflow_id not in self._finished:
             self._finished.add(workflow_id)
             note_settled(self.engine, workflow_id, state)

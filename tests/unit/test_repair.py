@@ -264,3 +264,31 @@ def test_an_imported_workflow_is_held_until_resume_releases_it():
     assert tx.appended[0].from_seq is None
     loaded = checked(run_to_end(engine, executor, wid))
     assert loaded.state.status == "completed"
+
+
+def test_a_cancel_recorded_before_the_import_waits_for_the_release_and_one_after_it_ends_it():
+    script = Script()
+    script.hang.add("charge")
+    engine, executor, runner = make_world(script)
+    wid = start(engine, CHARGE.replace("  timeout 1h\n", "").replace('run ["reserve"]', 'run ["reserve"]\n    undo ["free"]'))
+    executor.mark_dirty(wid)
+    for _ in range(50):  # until charge runs (and hangs)
+        executor.reconcile(wid)
+        if "charge" in engine.state_of(wid).steps:
+            break
+    engine.cancel(wid, "the origin's cancel")  # compensation begins: it waits for charge to stop
+    engine.transact(wid, lambda state: [ev.WorkflowImported(bundle={"file": "b.jsonl"})])
+    executor.stop()
+    held = engine.load(wid)
+    replay(held.events)
+    assert held.state.held and held.state.compensating
+
+    engine.signal(wid, "hello", None)  # a transaction while held decides nothing
+    assert not of_type(engine.load(wid), ev.WorkflowCancelled)
+
+    other = start(engine, CHARGE, workflow_id="w2")
+    engine.transact(other, lambda state: [ev.WorkflowImported(bundle={"file": "b.jsonl"})])
+    engine.cancel(other, "cancelled here")
+    ended = engine.load(other)
+    replay(ended.events)
+    assert ended.state.status == "cancelled" and ended.state.error["not_compensated"]
