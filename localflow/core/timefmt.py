@@ -24,7 +24,7 @@ def from_iso(text: str) -> int:
 
 
 def format_duration(ms: int | float | None) -> str:
-    """Human duration: 850ms, 2.5s, 3m04s, 1h02m."""
+    """Human duration: 850ms, 2.5s, 3m04s, 1h02m, 30d00h."""
     if ms is None:
         return "-"
     ms = int(ms)
@@ -36,4 +36,7 @@ def format_duration(ms: int | float | None) -> str:
     if minutes < 60:
         return f"{minutes}m{seconds:02d}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"

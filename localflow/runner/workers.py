@@ -94,7 +94,15 @@ class Worker:
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        """Running, and its end of the socket still open (a dead worker's reads end-of-file)."""
+        if self.process.poll() is not None:
+            return False
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
 
 
 class WorkerPool:
@@ -205,18 +213,21 @@ class RunningCall:
         self._cancel_reason = ("interrupted", "stopped: the executor shut down while it ran")
         with safe.directory(spec.var_dir, spec.stdout_path.parent, create=True) as logs:
             self._out, self._err = _open_logs(logs, spec)
+        message = {"op": "call", "target": spec.call["target"], "kwargs": spec.call.get("kwargs") or {},
+                   "env": {"LF_WORKFLOW_ID": spec.workflow_id, "LF_STEP": spec.step,
+                           "LF_ATTEMPT": str(spec.attempt), "LF_IDEMPOTENCY_KEY": spec.idempotency_key,
+                           "LF_ATTEMPT_TAG": spec.attempt_tag}}
         try:
-            self.worker = pool.acquire()
-            self._started = time.monotonic()
-            message = {"op": "call", "target": spec.call["target"], "kwargs": spec.call.get("kwargs") or {},
-                       "env": {"LF_WORKFLOW_ID": spec.workflow_id, "LF_STEP": spec.step,
-                               "LF_ATTEMPT": str(spec.attempt), "LF_IDEMPOTENCY_KEY": spec.idempotency_key,
-                               "LF_ATTEMPT_TAG": spec.attempt_tag}}
-            try:
-                protocol.send(self.worker.sock, message, (self._out, self._err))
-            except OSError:
-                pool.discard(self.worker)
-                raise
+            for tries_left in range(pool.size + 1, 0, -1):
+                self.worker = pool.acquire()
+                self._started = time.monotonic()
+                try:
+                    protocol.send(self.worker.sock, message, (self._out, self._err))
+                    break
+                except OSError:  # it died while idle (killed from outside): the call never reached it
+                    pool.discard(self.worker)
+                    if tries_left == 1:
+                        raise
         finally:
             for fd in (self._out, self._err):
                 os.close(fd)
