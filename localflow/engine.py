@@ -286,6 +286,11 @@ class Engine:
         """The current state, folding only what was appended since this process last looked."""
         return self._read_state(workflow_id)[1]
 
+    def cached_state(self, workflow_id: str) -> Union[WorkflowState, None]:
+        """The state this process last folded for ``workflow_id`` (no read; None if none)."""
+        cached = self._folded.get(workflow_id)
+        return None if cached is None else cached.state
+
     def transacted(self, workflow_id: str) -> Union[Cursor, None]:
         """Where the history stood after this process's last transaction on it."""
         return self._transacted.get(workflow_id)

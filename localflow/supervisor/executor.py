@@ -149,9 +149,11 @@ class Executor:
 
     def reconcile(self, workflow_id: str) -> WorkflowState:
         """Bring one workflow forward and make the world match its history."""
-        held = self._held_state(workflow_id)
-        if held is not None:
-            return held
+        cached = self.engine.cached_state(workflow_id)
+        if cached is None or cached.held:  # (held comes only with an import, which creates the workflow)
+            held = self._held_state(workflow_id)
+            if held is not None:
+                return held
         now = self.engine.clock()
         tx = self.engine.transact(workflow_id, lambda state: self._recover(state, now))
         if tx.appended:
@@ -358,9 +360,12 @@ class Executor:
                     self._running[key] = running
                 if self._stopping.is_set():  # stop() came while it was being spawned
                     running.cancel()
-                started = ev.ActivityStarted(step=step, attempt=number, pid=running.pid, pgid=running.pgid,
-                                             proc_start=running.proc_start)
-                self._record(workflow_id, step, number, [started])
+                if spec.call is None:
+                    # (a call's worker is ours and dies with this process, and what the call spawns carries
+                    # the attempt's tag: nothing to find by pid after a crash, so no append, no fsync)
+                    started = ev.ActivityStarted(step=step, attempt=number, pid=running.pid, pgid=running.pgid,
+                                                 proc_start=running.proc_start)
+                    self._record(workflow_id, step, number, [started])
                 outcome = running.wait()
             if outcome.ok:
                 done: ev.Event = ev.ActivityCompleted(step=step, attempt=number, result=outcome.result,

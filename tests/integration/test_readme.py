@@ -70,4 +70,7 @@ def test_the_replay_walk_through_runs_as_written(tmp_path):
     assert "would fork p1 at seq" in done.stdout and "forked p1 at seq" in done.stdout
     assert "p1-again completed" in done.stdout
     assert "card-1 resumed" in done.stdout and "card-1 completed" in done.stdout
+    assert done.stdout.count("ok    p1") == 2  # `lf replay p1`, then `lf replay --file p1.bundle`
+    assert "imported p1" in done.stdout and "workflow  p1" in done.stdout
+    assert "virtual time skipped: 29d" in done.stdout and "r1 completed" in done.stdout
     assert "Traceback" not in done.stderr
