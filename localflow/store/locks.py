@@ -1,31 +1,33 @@
-"""Per-workflow append locks: one filelock object per path per process.
+"""Per-workflow append locks: ``flock`` on the workflow's ``lock`` file, held for one transaction.
 
-filelock's rule is one lock object per path per process; threads of one process
-additionally serialise on a ``threading.Lock`` so a thread never re-enters a
-hold that another thread owns. Lock files are never deleted by LocalFlow, and
-no lock lifetime is used: the append lock must never expire under a writer.
+Each hold opens the lock file (no symlink followed anywhere below var/), takes an
+exclusive ``flock`` and closes the descriptor at the end, which releases it. ``flock``
+locks belong to the open file description, so two holds of the same file exclude each
+other whether they come from two processes or two threads of one, and a process that
+dies releases its lock with its descriptors. (filelock, which the rest of LocalFlow
+uses for the supervisor's lock, takes the same ``flock``, so both interoperate; this is
+the hot path of every transaction, where filelock's per-path objects and fork
+bookkeeping cost more than the lock itself, and kept one object per workflow forever.)
+Lock files are never deleted by LocalFlow, and no lock lifetime is used: the append
+lock must never expire under a writer.
 """
 
 from __future__ import annotations
 
 import errno
-import threading
+import fcntl
+import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Union
+from typing import Iterator, Union
 
-
-from localflow.errors import LocalFlowError, UnsafePath
+from localflow.errors import LocalFlowError
 from localflow.store import safe
 from localflow.store.atomic import FILE_MODE, storage_error
 
-if TYPE_CHECKING:
-    from filelock import FileLock
-
 LOCK_TIMEOUT_S = 60.0
-
-_registry_guard = threading.Lock()
-_registry: dict[str, tuple[threading.Lock, "FileLock"]] = {}
+_FIRST_PAUSE_S, _LONGEST_PAUSE_S = 0.0005, 0.05
 
 
 class LockTimeout(LocalFlowError):
@@ -34,45 +36,37 @@ class LockTimeout(LocalFlowError):
         super().__init__(f"{path} stayed locked for {seconds:.0f}s; is another LocalFlow process stuck?")
 
 
-def _entry(path: Path) -> tuple[threading.Lock, "FileLock"]:
-    from filelock import FileLock  # here, not at the top: read-only commands never lock (15 ms)
-
-    key = str(path)
-    with _registry_guard:
-        entry = _registry.get(key)
-        if entry is None:
-            entry = (threading.Lock(), FileLock(key, mode=FILE_MODE))
-            _registry[key] = entry
-        return entry
-
-
 @contextmanager
 def hold(path: Path, timeout: float = LOCK_TIMEOUT_S, anchor: Union[Path, None] = None) -> Iterator[None]:
     """Hold the lock at ``path`` (thread- and process-exclusive) for the block.
 
-    Nothing between ``anchor`` (default: the var/ above ``<var>/workflows/<id>/lock``)
-    and the lock file may be a symlink: filelock opens the path itself, so it is
-    checked first, and filelock's own O_NOFOLLOW refusal is reported the same way.
+    Nothing between ``anchor`` (default: the var/ above ``<var>/workflows/<id>/lock``) and
+    the lock file may be a symlink (UnsafePath).
     """
     anchor = anchor if anchor is not None else path.parents[2]
-    safe.check(anchor, path)
-    thread_lock, file_lock = _entry(path)
-    if not thread_lock.acquire(timeout=timeout):
-        raise LockTimeout(path, timeout)
     try:
-        from filelock import Timeout
-
-        try:
-            file_lock.acquire(timeout=timeout)
-        except Timeout:
-            raise LockTimeout(path, timeout) from None
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise UnsafePath(str(path), "it is a symlink or not a regular file") from None
-            raise storage_error("lock", path, exc) from None
-        try:
-            yield
-        finally:
-            file_lock.release()
+        fd = safe.open_file(anchor, path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        raise storage_error("lock", path, exc) from None
+    try:
+        _acquire(fd, path, timeout)
+        yield
     finally:
-        thread_lock.release()
+        os.close(fd)  # releases the flock
+
+
+def _acquire(fd: int, path: Path, timeout: float) -> None:
+    deadline, pause = time.monotonic() + timeout, _FIRST_PAUSE_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EINTR):
+                raise storage_error("lock", path, exc) from None
+        if time.monotonic() >= deadline:
+            raise LockTimeout(path, timeout)
+        time.sleep(pause)
+        pause = min(pause * 2, _LONGEST_PAUSE_S)
