@@ -310,7 +310,7 @@ def _arguments(text: str, at: int) -> tuple[int, list[tuple[int, int]]] | None:
             depth += 1
         elif char in ")]}":
             if depth == 0:
-                if text[begin:i].strip() or spans:
+                if text[begin:i].strip():
                     spans.append((begin, i))
                 return i, spans
             depth -= 1
@@ -318,7 +318,7 @@ def _arguments(text: str, at: int) -> tuple[int, list[tuple[int, int]]] | None:
             spans.append((begin, i))
             begin = i + 1
         i += 1
-    return None
+    return None  # (a comma after the last argument leaves an empty last span: it is not kept)
 
 
 def _string_end(text: str, at: int) -> int:

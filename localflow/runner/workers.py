@@ -12,7 +12,8 @@ an interpreter start. The protocol, as the executor sees it, is the same ``Runne
 - ``wait()`` returns the outcome: the function's return value, or its exception
   (``kind: "exception"``, ``type``: the class name, usable by ``catch error "Type"``),
   a value JSON cannot hold (``kind: "output"``), an import error (``kind: "spawn"``),
-  a timeout, or a worker that died mid-call (``kind: "interrupted"``);
+  a timeout, or a worker that died mid-call (``kind: "exit"``, ``type: "WorkerDied"``:
+  counted against the retries, since a call that crashes its worker would crash the next);
 - ``cancel()`` stops it: the worker's whole session gets SIGTERM, then SIGKILL after
   the grace period, and the pool starts a replacement;
 - ``kill_orphans(...)`` as for subprocesses (the worker's session, proved by its start
@@ -185,6 +186,10 @@ class WorkerPool:
         if refill:
             self.warm()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Stop every worker (idle ones at once; busy ones are killed by their calls' cancel)."""
         with self._guard:
@@ -265,11 +270,17 @@ class RunningCall:
             if reply is _CANCELLED:
                 self.pool.discard(self.worker, self.spec.grace_s, self.spec.attempt_tag)
                 return self._failed(*self._cancel_reason)
-            if reply is None:  # the worker died mid-call (killed, crashed, out of memory)
+            if reply is None:  # the worker died mid-call (the call crashed it, the OOM killer, kill -9)
                 code = self.worker.process.wait()
                 self.pool.discard(self.worker, 0.0, self.spec.attempt_tag)
                 how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-                return self._failed("interrupted", f"its worker process died during the call ({how})")
+                if self.pool.closed:  # the executor is shutting down: not the call's fault
+                    return self._failed("interrupted", f"stopped: the executor shut down while it ran ({how})")
+                # A failure of the attempt, counted against its retries: a function that kills its
+                # worker every time (os._exit, a crashing C extension) must not be retried forever.
+                outcome = self._failed("exit", f"its worker process died during the call ({how})")
+                outcome.error.update(type="WorkerDied", exit_code=code)
+                return outcome
             self.pool.release(self.worker)
             if reply.get("ok"):
                 return AttemptOutcome(True, result=reply.get("value"), duration_ms=self._elapsed_ms())

@@ -240,6 +240,24 @@ def _workflow_timeout(path):
     yield "timed-out", run.to_end()
 
 
+def _python_step(path):
+    quote = {"lines": [{"item": "apple", "quantity": 4, "amount": 2.0}, {"item": "pear", "quantity": 2, "amount": 1.5}],
+             "total": 3.5, "currency": "EUR", "quote_id": "wf-1:quote"}
+    run = Run(path, {}, by_step({"quote": succeed(quote)}))
+    yield "quoted", run.to_end()
+    unknown = AttemptOutcome(False, error={"kind": "exception", "type": "UnknownItem",
+                                           "message": "UnknownItem: no price for 'kiwi'", "exit_code": None})
+    run = Run(path, {"items": {"kiwi": 1}}, by_step({"quote": unknown}))
+    yield "unknown-item", run.to_end()
+
+
+def _reminder(path):
+    run = Run(path, {}, by_step({"remind": [fail("mail server down"), succeed({"reminded": "ada"})]}))
+    run.until(lambda s: bool(s.pending_timers()), idle=True)
+    yield "sleeping", run.engine.load(run.workflow_id).events
+    yield "reminded", run.to_end()
+
+
 SCENARIOS: dict[str, Callable[[Path], Iterator[tuple[str, list]]]] = {
     "flows/PurchaseFlow.flow": _purchase_flow,
     "flows/PurchaseSaga.flow": _purchase_saga,
@@ -252,6 +270,8 @@ SCENARIOS: dict[str, Callable[[Path], Iterator[tuple[str, list]]]] = {
     "flows/examples/LoopParallel.flow": _loop_parallel,
     "flows/examples/ParallelSleeps.flow": _parallel_sleeps,
     "flows/examples/ParentFlow.flow": _parent_flow,
+    "flows/examples/PythonStep.flow": _python_step,
+    "flows/examples/Reminder.flow": _reminder,
     "flows/examples/RaceTimeout.flow": _race_timeout,
     "flows/examples/SagaRefund.flow": _saga_refund,
     "flows/examples/WorkflowTimeout.flow": _workflow_timeout,
