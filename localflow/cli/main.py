@@ -62,6 +62,7 @@ def _add_start(sub: argparse._SubParsersAction) -> None:
         if name == "start":
             _add_json_flag(p)
         else:
+            _add_workers_flag(p)
             p.add_argument("--skip-time", action="store_true",
                            help="run on a virtual clock that jumps to the next timer whenever nothing else "
                                 "can happen (sleeps, retry backoffs, timeouts of waits); activities still run "

@@ -8,6 +8,7 @@ the diagnostics, and reads flow files. See docs/dsl.md.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -44,7 +45,14 @@ def read_flow_file(path: str | os.PathLike[str], display_path: str | None = None
         message = (f"the flow file is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
                    "save it as UTF-8")
         raise FlowSyntaxError([Diagnostic(shown, 1, 1, message)]) from None
-    return _parse(text, shown, expected_name=Path(path).stem), text
+    return _parse_once(text, shown, Path(path).stem), text
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_once(text: str, shown: str, expected_name: str) -> ir.Flow:
+    """A flow file's text parsed once per process (the IR is immutable; an edited file is new text):
+    the supervisor reads a flow for every request that starts it."""
+    return _parse(text, shown, expected_name=expected_name)
 
 
 def _parse(text: str, file: str, expected_name: str | None) -> ir.Flow:

@@ -45,7 +45,9 @@ def hold(path: Path, timeout: float = LOCK_TIMEOUT_S, anchor: Union[Path, None] 
     """
     anchor = anchor if anchor is not None else path.parents[2]
     try:
-        fd = safe.open_file(anchor, path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        # read-only: flock needs no write access, and closing a read-only descriptor is no
+        # close-after-write event for the supervisor's watcher to wake up for
+        fd = safe.open_file(anchor, path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
     except OSError as exc:
         raise storage_error("lock", path, exc) from None
     try:

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Union
 
 from localflow.core import events as ev
 from localflow.core.state import Attempt, StepState, WorkflowState
-from localflow.engine import Engine
+from localflow.engine import Engine, Transaction
 from localflow.errors import LocalFlowError, WorkflowExists, WorkflowNotFound
 from localflow.runner.local import LocalRunner
 from localflow.runner.proctree import attempt_tag
@@ -325,7 +325,9 @@ class Executor:
 
     def _start(self, workflow_id: str, step: str, attempt: Attempt) -> None:
         key = (workflow_id, step, attempt.number)
-        with self._guard:
+        with self._guard:  # checked and taken at once: two threads may carry out the same state
+            if key in self._launched or key in self._running:
+                return
             self._running[key] = None
             self._launched.add(key)
         spec = AttemptSpec(
@@ -350,6 +352,7 @@ class Executor:
 
     def _attempt(self, key: _Key, spec: AttemptSpec) -> None:
         workflow_id, step, number = key
+        recorded = None
         try:
             try:
                 running = self.runner.start(spec)
@@ -373,34 +376,45 @@ class Executor:
             else:
                 done = ev.ActivityFailed(step=step, attempt=number, error=outcome.error,
                                          duration_ms=outcome.duration_ms)
-            if not self._record(workflow_id, step, number, [done]) and outcome.ok:
+            recorded = self._record(workflow_id, step, number, [done])
+            if recorded is None and outcome.ok:
                 # the result could not be stored (not JSON-able, too large): a failed attempt instead
                 error = {"kind": "output", "message": "the result could not be recorded", "exit_code": None}
-                self._record(workflow_id, step, number, [ev.ActivityFailed(step=step, attempt=number, error=error,
-                                                                           duration_ms=outcome.duration_ms)])
+                recorded = self._record(workflow_id, step, number, [
+                    ev.ActivityFailed(step=step, attempt=number, error=error, duration_ms=outcome.duration_ms)])
+            if recorded is not None and recorded.appended and not recorded.state.terminal \
+                    and not self._stopping.is_set():
+                # Carry out what the outcome led to (the next step) here, at once, rather than in
+                # another transaction of the loop's: its state is the one just recorded. (Before this
+                # attempt leaves the running set, so a virtual clock never sees a gap to skip.)
+                self._carry_out(workflow_id, recorded.state)
+            else:
+                recorded = None
         except Exception as exc:  # a thread must never die silently
             self.log(f"{workflow_id}: {step} attempt {number}: could not record its outcome: {exc}")
+            recorded = None
         finally:
             with self._guard:
                 self._running.pop(key, None)
-            self.mark_dirty(workflow_id)
+            if recorded is None:  # the loop reconciles it (a failed record, the end, a shutdown)
+                self.mark_dirty(workflow_id)
 
-    def _record(self, workflow_id: str, step: str, number: int, events: list[ev.Event]) -> bool:
+    def _record(self, workflow_id: str, step: str, number: int, events: list[ev.Event]) -> Union[Transaction, None]:
         def only_if_pending(state: WorkflowState) -> Iterable[ev.Event]:
             return events if state.attempt_pending(step, number) else ()
 
         return self._append(workflow_id, only_if_pending)
 
-    def _append(self, workflow_id: str, world: Callable[[WorkflowState], Iterable[ev.Event]]) -> bool:
-        """Record world events (a function of the state) and log what got appended; False if it failed."""
+    def _append(self, workflow_id: str, world: Callable[[WorkflowState], Iterable[ev.Event]]) -> Union[Transaction, None]:
+        """Record world events (a function of the state) and log what got appended; None if it failed."""
         try:
             tx = self.engine.transact(workflow_id, world)
         except (LocalFlowError, ValueError, RecursionError) as exc:  # a value JSON cannot store
             self.log(f"{workflow_id}: could not record: {exc!s:.300}")
-            return False
+            return None
         if tx.appended:
             self.on_events(workflow_id, tx.appended)
-        return True
+        return tx
 
     # --- shutdown -----------------------------------------------------------
 
