@@ -344,6 +344,10 @@ class Engine:
 
         return self.transact(workflow_id, world)
 
+    def terminate(self, workflow_id: str, reason: str) -> Transaction:
+        """End a workflow now, ``terminated``: no compensation; its running work is killed."""
+        return _terminate(self, workflow_id, reason)
+
     def cancel(self, workflow_id: str, reason: str) -> Transaction:
         """Ask a workflow to stop: running work is stopped, compensations run, it ends cancelled."""
 
@@ -357,8 +361,21 @@ class Engine:
         return self.transact(workflow_id, world)
 
 
+def _terminate(engine: "Engine", workflow_id: str, reason: str) -> Transaction:
+    """``Engine.terminate``: record ``WorkflowTerminated``; the executor that runs the workflow (or
+    `lf terminate` itself, when none does) then kills its attempts and terminates its children."""
+
+    def world(state: WorkflowState) -> list[ev.Event]:
+        if state.terminal:
+            raise WorkflowFinished(workflow_id, state.status, "terminate")
+        return [ev.WorkflowTerminated(reason=reason)]
+
+    return engine.transact(workflow_id, world)
+
+
 def _as_json(decision: object) -> object:
     """A decision as it would be recorded (``{"type": ..., fields}``), for the divergence event."""
     if decision is None or isinstance(decision, str):
         return decision
-    return {"type": ev.recorded_name(decision), **{f.name: getattr(decision, f.name) for f in fields(decision)}}
+    return {"type": ev.recorded_name(decision), **{f.name: getattr(decision, f.name) for f in fields(decision)
+                                                  if not ev.omitted(f.name, getattr(decision, f.name))}}

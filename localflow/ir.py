@@ -47,6 +47,13 @@ class Retry:
     initial_ms: int = 1000
     backoff: float = 2.0
     max_interval_ms: Union[int, None] = None
+    # Added later (omitted from the JSON when None): ``jitter`` shortens each wait by a
+    # deterministic 0..jitter fraction of it (from workflow id, step and attempt);
+    # ``no_retry_exit`` / ``no_retry_errors`` (``no retry on exit 2`` / ``no retry on error "T"``)
+    # make a failure with that exit code or error type final at once.
+    jitter: Union[float, None] = None
+    no_retry_exit: Union[tuple, None] = None
+    no_retry_errors: Union[tuple, None] = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,11 @@ class Activity:
     line: int = 0
     col: int = 0
     call: Union[Call, None] = None  # omitted from the JSON when None (pinned flows of older versions)
+    heartbeat_ms: Union[int, None] = None  # `heartbeat 30s`: no heartbeat for this long fails the attempt
+    total_timeout_ms: Union[int, None] = None  # ``timeout D total T``: all attempts and waits, from the first
+    concurrency: Union[int, None] = None  # at most this many attempts of this step (all workflows) at once
+    env: Union[Expr, None] = None  # ``env {...}``: variables added to the step's environment (docs/activities-env.md)
+    cwd: Union[Expr, None] = None  # ``cwd "dir"``: a run step's working folder, relative to the home
 
 
 @dataclass(frozen=True)
@@ -138,12 +150,17 @@ class ChildFlow:
 
 @dataclass(frozen=True)
 class Sleep:
-    """``sleep DURATION``; ``id`` is ``sleep-N``, N counting sleeps in document order."""
+    """``sleep DURATION``; ``id`` is ``sleep-N``, N counting sleeps in document order.
+
+    ``sleep until EXPR`` has ``until`` (an ISO-8601 timestamp, evaluated when it starts)
+    and ``duration_ms`` 0.
+    """
 
     id: str
     duration_ms: int
     line: int = 0
     col: int = 0
+    until: Union[Expr, None] = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +253,7 @@ class Flow:
     body: tuple
     file: str = ""
     timeout_ms: Union[int, None] = None
+    concurrency: Union[int, None] = None  # at most this many activities of all its workflows at once
 
     def step_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in walk(self.body) if isinstance(s, STEP_KINDS))
@@ -276,7 +294,8 @@ _NODE_TYPES: dict[str, type] = {
 }
 
 
-_OMITTED_WHEN_NONE = frozenset({"call"})  # fields added later: a flow without them pins the same JSON as before
+_OMITTED_WHEN_NONE = frozenset({"call", "heartbeat_ms", "concurrency", "jitter", "no_retry_exit", "no_retry_errors",
+                                 "total_timeout_ms", "until", "env", "cwd"})  # fields added later: a flow without them pins the same JSON as before
 
 
 def to_json(node: Any) -> Any:

@@ -102,10 +102,14 @@ def _describe(event: ev.Event) -> str:
         return f"started {event.flow_name} with input {short_json(event.input)}"
     if isinstance(event, ev.ActivityScheduled):
         if event.call is not None:
-            return f"{event.step}: attempt {event.attempt} scheduled: call {_call_text(event.call)}"
-        return f"{event.step}: attempt {event.attempt} scheduled: {' '.join(event.argv)}"
+            return f"{event.step}: attempt {event.attempt} scheduled: call {_call_text(event.call)}" + _handed(event)
+        return f"{event.step}: attempt {event.attempt} scheduled: {' '.join(event.argv)}" + _handed(event)
+    if isinstance(event, ev.ActivityHeartbeat):
+        return f"{event.step}: attempt {event.attempt} heartbeat: {short_json(event.details)}"
     if isinstance(event, ev.ActivityStarted):
         return f"{event.step}: attempt {event.attempt} running (pid {event.pid})"
+    if isinstance(event, ev.ActivityQueued):
+        return f"{event.step}: attempt {event.attempt} waits for room: {event.waiting_for}"
     if isinstance(event, ev.ActivityCompleted):
         return (f"{event.step}: attempt {event.attempt} completed in {format_duration(event.duration_ms)}"
                 f" -> {short_json(event.result)}")
@@ -141,6 +145,12 @@ def _describe(event: ev.Event) -> str:
     if isinstance(event, ev.TimeSkipped):
         return f"time skipped ahead {format_duration(event.skipped_ms)} (virtual clock)"
     return _describe_flow_event(event)
+
+
+def _handed(event: ev.ActivityScheduled) -> str:
+    """What a scheduled attempt was handed from its step's last heartbeat, if anything."""
+    details = getattr(event, "heartbeat_details", None)
+    return "" if details is None else f" (resuming from heartbeat {short_json(details, 60)})"
 
 
 def _call_text(call: Any) -> str:
@@ -181,6 +191,8 @@ def _describe_flow_event(event: ev.Event, where: str = "") -> str:
         return f"{event.step}: child {event.child_id} failed: {(event.error or {}).get('message')}"
     if isinstance(event, ev.CancelRequested):
         return f"cancel requested: {event.reason}"
+    if isinstance(event, ev.WorkflowTerminated):
+        return f"terminated: {event.reason} (no compensation; running work is killed)"
     if isinstance(event, ev.CompensationStarted):
         why = (event.reason or {}).get("message")
         steps = ", ".join(event.steps) or "nothing to undo"

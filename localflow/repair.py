@@ -84,6 +84,10 @@ def _resume_event(workflow_id: str, state: WorkflowState, events: list, pinned: 
                                 f"fork it with the flow that matches (lf fork {workflow_id} --at SEQ --flow FILE)")
         if not state.terminal:
             raise RepairRefused(f"cannot resume {workflow_id}: it is {state.status}, not failed")
+        if state.status == "terminated":
+            raise RepairRefused(f"cannot resume {workflow_id}: it was terminated ({(state.error or {}).get('message')}), "
+                                "and a terminated workflow stays ended; to run it again, fork it: "
+                                f"lf fork {workflow_id} --at SEQ (see lf history {workflow_id})")
         raise WorkflowFinished(workflow_id, state.status, "resume")
     if state.checkpoint is None:
         raise RepairRefused(f"cannot resume {workflow_id}: its history does not show where it began to fail")
@@ -214,7 +218,7 @@ def _begins_step(event: ev.Event) -> bool:
 
 def _check_copyable(workflow_id: str, prefix: list, seq: int) -> None:
     ends = (ev.WorkflowCompleted, ev.WorkflowFailed, ev.WorkflowCancelled, ev.CompensationStarted,
-            ev.WorkflowNondeterministic)
+            ev.WorkflowNondeterministic, ev.WorkflowTerminated)
     for event in prefix:
         if isinstance(event, ends):
             raise InputError(f"at seq {seq} {workflow_id} was already ending ({type(event).__name__} at seq "

@@ -13,6 +13,9 @@ is a 4-byte big-endian length and a JSON object.
   ``os.environ`` holds ``env`` (``localflow.activity.info()`` reads it).
 - out: ``{"op": "result", "ok": true, "value": ...}`` or
   ``{"op": "result", "ok": false, "error": {"kind", "type", "message"}}``.
+- out, during a call, any number of times before its result:
+  ``{"op": "heartbeat", "details": ...}`` (``localflow.activity.heartbeat()``: alive, and the
+  call's progress details, ``null`` for none; see docs/activities-heartbeats.md).
 
 A call is stopped by killing the worker (its whole session); the pool starts another.
 The worker dies with the process that started it: when that process ends (however it
@@ -31,6 +34,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -134,9 +138,37 @@ def _result(value: Any) -> dict:
     return {"op": "result", "ok": True, "value": value}
 
 
+class _Channel:
+    """The socket back to the pool, shared by the reply and the heartbeats of the call running now."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.active = False  # a call is running: its heartbeats go out (a stray thread's, later, do not)
+
+    def heartbeat(self, details: Any) -> bool:
+        with self.lock:
+            if not self.active:
+                return False
+            try:
+                send(self.sock, {"op": "heartbeat", "details": details})
+            except (OSError, TypeError, ValueError):
+                return False
+            return True
+
+    def reply(self, message: dict) -> None:
+        with self.lock:
+            self.active = False
+            send(self.sock, message)
+
+
 def serve(sock: socket.socket) -> None:
+    from localflow import activity
+
     saved = os.dup(1), os.dup(2)
-    base_env = dict(os.environ)
+    base_env = {k: v for k, v in os.environ.items() if k not in ("LF_HEARTBEAT_FD", "LF_HEARTBEAT_DETAILS")}
+    channel = _Channel(sock)
+    activity._worker_heartbeat = channel.heartbeat  # how heartbeat() reaches the pool from a call
     while True:
         message, fds = receive(sock)
         if message is None:
@@ -154,6 +186,7 @@ def serve(sock: socket.socket) -> None:
         os.dup2(fds[1], 2)
         for fd in fds:
             os.close(fd)
+        channel.active = True
         try:
             reply = run_call(message)
         finally:
@@ -165,10 +198,10 @@ def serve(sock: socket.socket) -> None:
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
         try:
-            send(sock, reply)
+            channel.reply(reply)
         except (TypeError, ValueError):  # cannot happen after _result's check; never hang the caller
-            send(sock, {"op": "result", "ok": False,
-                        "error": {"kind": "output", "type": None, "message": "the result could not be sent"}})
+            channel.reply({"op": "result", "ok": False,
+                           "error": {"kind": "output", "type": None, "message": "the result could not be sent"}})
 
 
 def main(argv: list[str]) -> int:

@@ -87,8 +87,16 @@ def _step_options(stmt: ir.Step) -> list[str]:
     if isinstance(stmt, ir.Activity):
         if stmt.timeout_ms != DEFAULT_TIMEOUT_MS:
             options.append(f"timeout {format_duration(stmt.timeout_ms)}")
+        if stmt.total_timeout_ms is not None:
+            options.append(f"total {format_duration(stmt.total_timeout_ms)}")
         if stmt.retry.max_attempts > 1:
-            options.append(f"retry {stmt.retry.max_attempts - 1}")
+            jitter = f" jitter {stmt.retry.jitter * 100:g}%" if stmt.retry.jitter else ""
+            options.append(f"retry {stmt.retry.max_attempts - 1}{jitter}")
+            final = [f"exit {', '.join(map(str, stmt.retry.no_retry_exit))}"] if stmt.retry.no_retry_exit else []
+            final += ["error " + ", ".join(json.dumps(t) for t in stmt.retry.no_retry_errors)] \
+                if stmt.retry.no_retry_errors else []
+            if final:
+                options.append("no retry on " + " or ".join(final))
         if stmt.undo:
             options.append("undo " + _command(stmt.undo, _TREE_EXPR // 2))
     elif isinstance(stmt, ir.WaitSignal) and stmt.timeout_ms is not None:
@@ -100,6 +108,8 @@ def _step_options(stmt: ir.Step) -> list[str]:
 
 def _simple_label(stmt: object, limit: int) -> str:
     """Sleep, set, return, fail, or (for IR added later) the node's type name."""
+    if isinstance(stmt, ir.Sleep) and stmt.until is not None:
+        return f"sleep until {_short(stmt.until.source, limit)}"
     if isinstance(stmt, ir.Sleep):
         return f"sleep {format_duration(stmt.duration_ms)}"
     if isinstance(stmt, ir.Set):

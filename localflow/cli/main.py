@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay(sub)
     _add_repair(sub)
     _add_bundle(sub)
+    _add_terminate(sub)
+    _add_logs(sub)
+    _add_schedule(sub)
     return parser
 
 
@@ -74,7 +77,8 @@ def _add_start(sub: argparse._SubParsersAction) -> None:
 def _add_read(sub: argparse._SubParsersAction) -> None:
     """`lf list`, `lf inspect`, `lf history`: cli/read.py."""
     p = sub.add_parser("list", help="list workflows, newest first")
-    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled", "nondeterministic", "held"],
+    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled", "terminated", "nondeterministic",
+                                            "held"],
                    help="only this status")
     p.add_argument("--flow", help="only workflows of this flow")
     p.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50; 0 = all)")
@@ -118,6 +122,30 @@ def _add_control(sub: argparse._SubParsersAction) -> None:
     p.add_argument("id")
     p.add_argument("--reason", default="cancelled by the user", help="recorded in the history")
     p.set_defaults(handler="control:cmd_cancel")
+
+
+def _add_terminate(sub: argparse._SubParsersAction) -> None:
+    """`lf terminate`: cli/control.py."""
+    p = sub.add_parser("terminate", help="end a workflow now: kill its running work, no compensation, "
+                                         "its running child workflows too (status terminated)")
+    p.add_argument("id")
+    p.add_argument("--reason", default="terminated by the user", help="recorded in the history")
+    _add_json_flag(p)
+    p.set_defaults(handler="control:cmd_terminate")
+
+
+def _add_logs(sub: argparse._SubParsersAction) -> None:
+    """`lf logs`: cli/logs.py."""
+    p = sub.add_parser("logs", help="show what an activity attempt wrote on stdout and stderr")
+    p.add_argument("id")
+    p.add_argument("step", nargs="?", help="only this step (default: every step, in the order they ran)")
+    p.add_argument("--attempt", type=int, metavar="N", help="attempt N of STEP (default: the latest)")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="keep printing what the running attempts write, until the workflow ends")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--stdout", dest="stream", action="store_const", const="out", help="stdout only")
+    which.add_argument("--stderr", dest="stream", action="store_const", const="err", help="stderr only")
+    p.set_defaults(handler="logs:cmd_logs")
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
@@ -172,6 +200,38 @@ def _add_bundle(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler="bundle:cmd_import")
 
 
+def _add_schedule(sub: argparse._SubParsersAction) -> None:
+    """`lf schedule add|list|pause|resume|delete`: cli/schedule.py (docs/schedules.md)."""
+    p = sub.add_parser("schedule", help="start a flow on a cron-like schedule (the supervisor runs the slots)")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    a = actions.add_parser("add", help="add a schedule: FLOW started at every slot of --cron")
+    a.add_argument("name", help="the schedule's name; each run's workflow id is NAME-<slot, UTC>")
+    a.add_argument("flow", help="flow name: flows/<FLOW>.flow (checked now: it must parse, its inputs resolve)")
+    a.add_argument("--cron", required=True, metavar="EXPR",
+                   help="5 cron fields in UTC, like '*/5 * * * *' (names of months and days allowed), "
+                        "or @hourly, @daily, @weekly, @monthly, @yearly, '@every 10m'")
+    a.add_argument("--input", metavar="JSON", help="the input of every run, as a JSON object")
+    a.add_argument("-i", dest="pairs", action="append", metavar="KEY=VALUE",
+                   help="one input value (JSON, or else a string); repeatable")
+    a.add_argument("--catch-up", choices=["none", "last", "all"], default="last",
+                   help="slots missed while no supervisor ran: none (skip them), last (run the most recent "
+                        "one; the default), all (run each, at most the last 100)")
+    a.add_argument("--start-at", metavar="ISO", help="no slot before this time (default: now); e.g. "
+                                                     "2026-12-01T00:00Z (UTC unless an offset is given)")
+    _add_json_flag(a)
+    a.set_defaults(handler="schedule:cmd_add")
+    a = actions.add_parser("list", help="every schedule: its next slot, last run and whether it is paused")
+    _add_json_flag(a)
+    a.set_defaults(handler="schedule:cmd_list")
+    for action, text in (("pause", "start no slot until resumed"),
+                         ("resume", "start slots again (those that fell while it was paused are skipped)"),
+                         ("delete", "remove a schedule (the workflows it started stay)")):
+        a = actions.add_parser(action, help=text)
+        a.add_argument("name")
+        a.set_defaults(handler=f"schedule:cmd_{action}")
+
+
 def _add_repair(sub: argparse._SubParsersAction) -> None:
     """`lf resume`, `lf fork`: cli/repair.py."""
     p = sub.add_parser("resume", help="carry on a failed workflow from where it failed, with fresh attempts "
@@ -204,6 +264,9 @@ def _add_workers_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="worker processes for `call` steps (Python functions); default: the number of CPUs, "
                              "at most 4")
+    parser.add_argument("--max-activities", type=int, default=0, metavar="N",
+                        help="run at most N activity attempts at once (the others wait, first scheduled first, "
+                             "recorded as ActivityQueued); default: no limit beyond the flows' own `concurrency`")
 
 
 def _add_run_flag(parser: argparse.ArgumentParser) -> None:

@@ -28,7 +28,7 @@ from localflow.present import clip_json, clip_text, describe, divergence_text, s
 
 STATUS_STYLE = {"running": "cyan", "completed": "green", "failed": "red", "scheduled": "yellow",
                 "nondeterministic": "bold red",
-                "cancelled": "magenta"}
+                "cancelled": "magenta", "terminated": "bold magenta"}
 
 
 def _iso(ms: int | None) -> str | None:
@@ -68,9 +68,11 @@ def details(state: WorkflowState) -> dict[str, Any]:
                     "duration_ms": a.duration_ms,
                     "pid": a.pid,
                     "error": a.error,
+                    **_heartbeat_fields(a),
                 }
                 for a in step.attempts
             ],
+            "heartbeat_details": step.heartbeat_details if step.attempts else None,
         })
     ending = state.error or {}
     return {
@@ -98,6 +100,13 @@ def details(state: WorkflowState) -> dict[str, Any]:
             for step, a in state.pending_attempts()
         ],
     }
+
+
+def _heartbeat_fields(attempt: Any) -> dict[str, Any]:
+    """An attempt's heartbeat: the last recorded details and when (null: none recorded), and what it was handed."""
+    last = None if attempt.heartbeat_at is None else {"at": _iso(attempt.heartbeat_at),
+                                                       "details": attempt.heartbeat_details}
+    return {"heartbeat": last, "handed_details": attempt.handed_details}
 
 
 def _timer(timer: TimerState) -> dict[str, Any]:
@@ -220,6 +229,8 @@ def _steps_table(state: WorkflowState, see: str) -> Table:
                 detail = f"{a.error.get('kind')}: {a.error.get('message')}"
             else:
                 detail = f"pid {a.pid}" if a.pid else ""
+            if a.heartbeat_at is not None:
+                detail += f"{'; ' if detail else ''}heartbeat {_clock(a.heartbeat_at)}: {short_json(a.heartbeat_details, 60)}"
             table.add_row(Text(step.step), str(a.number), _status(status), _clock(a.started_at or a.scheduled_at),
                           format_duration(a.duration_ms), plain_text(detail, see))
     return table

@@ -69,7 +69,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if skip_time:
         printer.note("skipping time: a virtual clock jumps to the next timer whenever nothing else can happen")
     started = time.monotonic()
-    state = _drive_or_follow(engine, workflow_id, printer, skip_time, getattr(args, "workers", 0))
+    state = _drive_or_follow(engine, workflow_id, printer, skip_time, getattr(args, "workers", 0),
+                             max(getattr(args, "max_activities", 0), 0))
     if skip_time:
         skipped = engine.clock.skipped_ms
         printer.note(f"virtual time skipped: {format_duration(skipped)} ({skipped} ms) "
@@ -81,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinter",
-                     skip_time: bool = False, workers: int = 0) -> WorkflowState:
+                     skip_time: bool = False, workers: int = 0, max_activities: int = 0) -> WorkflowState:
     """Drive the workflow if the executor slot is free; follow a supervisor that runs it; and if
     the slot is held by another `lf run` (which drives only its own workflow), wait for it.
     With ``skip_time`` a supervisor is never followed (it runs on real time): that is an error."""
@@ -90,7 +91,7 @@ def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinte
         holder = supervisor_running(engine)
         if holder is None:
             try:
-                return _drive(engine, workflow_id, printer, workers)
+                return _drive(engine, workflow_id, printer, workers, max_activities)
             except SupervisorRunning as exc:
                 holder = exc.holder
         if skip_time and holder.startswith("supervisor"):
@@ -130,7 +131,8 @@ class _ProgressPrinter:
                 print(f"  {to_iso(event.ts)[11:19]}  {describe(event, self.flow)}", flush=True)
 
 
-def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter, workers: int = 0) -> WorkflowState:
+def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter, workers: int = 0,
+           max_activities: int = 0) -> WorkflowState:
     """Run the workflow (and the child flows it starts) with the supervisor's own loop."""
     slot = ExecutorSlot(engine, f"lf run {workflow_id}")
     slot.acquire()
@@ -141,7 +143,8 @@ def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter, workers:
         seen.add(wid)
         printer.events(events) if wid == workflow_id else printer.child(wid, events)
 
-    executor = Executor(engine, on_events=on_events, workers=workers)  # call steps' workers start on first use
+    # (call steps' workers start on first use)
+    executor = Executor(engine, on_events=on_events, workers=workers, max_activities=max_activities)
 
     def poll() -> None:  # no file watcher here: signals or cancels from other processes, a stat each
         for wid in sorted(seen):

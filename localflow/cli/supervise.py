@@ -29,5 +29,5 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     Supervisor(engine, log_line, rescan_s=max(args.rescan, 0.2), grace_s=args.grace,
-               workers=args.workers).run(stop)
+               workers=args.workers, max_activities=max(args.max_activities, 0)).run(stop)
     return 0

@@ -39,8 +39,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 from localflow import ir
 from localflow.core import events as ev
-from localflow.core import expr, retry
-from localflow.core.state import UNDO_PREFIX, Frame, StepState, WorkflowState
+from localflow.core import expr, retry, secrets
+from localflow.core.state import STEP_TIMEOUT, UNDO_PREFIX, Frame, StepState, WorkflowState
 from localflow.core.timefmt import format_duration, to_iso
 from localflow.core.jsonvalue import check_command
 from localflow.errors import ExpressionError, InvalidValue
@@ -174,24 +174,50 @@ def _key(stmt: Any, frame: Frame) -> str:
 def _on_activity(stmt: ir.Activity, frame: Frame, batch: _Batch) -> list:
     key = stmt.name + frame.suffix
     step = batch.state.steps.get(key)
+    deadline = None
+    if stmt.total_timeout_ms is not None:  # schedule-to-close: a durable timer from before the first attempt
+        deadline = batch.state.timer_for(key, STEP_TIMEOUT)
+        if deadline is None and (step is None or not step.last.pending and step.last.outcome != "completed"):
+            return [batch.timer(key, STEP_TIMEOUT, stmt.total_timeout_ms, frame.id)]
     if step is None:
         return [_schedule(stmt, frame, batch, key, attempt=1)]
     last = step.last
-    if last.pending or last.outcome == "completed":
+    if last.outcome == "completed":
+        return []
+    if deadline is not None and deadline.fired_at is not None:
+        if last.pending:
+            return []  # the executor stops it: the state no longer wants it (WorkflowState.wanted)
+        return _total_timeout(stmt, frame, batch, key, step, deadline)
+    if last.pending:
         return []
     if (last.error or {}).get("kind") == "interrupted" or step.fresh_from == len(step.attempts):  # or just resumed
         return [_schedule(stmt, frame, batch, key, attempt=last.number + 1)]
     failures = step.counted_failures
-    if not retry.may_retry(stmt.retry, failures):
+    final = retry.non_retryable(stmt.retry, last.error)
+    if final is not None or not retry.may_retry(stmt.retry, failures):
         tries = len(step.attempts)
-        summary = f"step '{key}' failed after {tries} attempt{'s' if tries != 1 else ''}: {last.error.get('message')}"
+        why = f", not retried ({final} is not retryable)" if final is not None and stmt.retry.max_attempts > 1 else ""
+        summary = (f"step '{key}' failed after {tries} attempt{'s' if tries != 1 else ''}{why}: "
+                   f"{last.error.get('message')}")
         return _step_failed(stmt, frame, batch, key, last.error, summary)
     timer = batch.state.timer_for(key, f"retry-{last.number + 1}")
     if timer is None:
-        return [batch.timer(key, f"retry-{last.number + 1}", retry.delay_ms(stmt.retry, failures), frame.id)]
+        seed = retry.retry_seed(batch.state.workflow_id, key, last.number + 1)
+        return [batch.timer(key, f"retry-{last.number + 1}", retry.delay_ms(stmt.retry, failures, seed), frame.id)]
     if timer.fired_at is None:
         return []
     return [_schedule(stmt, frame, batch, key, attempt=last.number + 1)]
+
+
+def _total_timeout(stmt: ir.Activity, frame: Frame, batch: _Batch, key: str, step: StepState,
+                   deadline: Any) -> list:
+    """The step's total timeout fired: it fails for good with kind ``timeout``, whatever retries are left."""
+    tries = len(step.attempts)
+    last = (step.last.error or {}).get("message")
+    message = (f"total timeout of {format_duration(deadline.duration_ms)} reached after {tries} "
+               f"attempt{'s' if tries != 1 else ''} (the last: {last})")
+    return _step_failed(stmt, frame, batch, key, {"kind": "timeout", "message": message, "exit_code": None},
+                        f"step '{key}' failed: {message}")
 
 
 def _schedule(stmt: ir.Activity, frame: Frame, batch: _Batch, key: str, attempt: int) -> ev.ScheduleActivity:
@@ -199,14 +225,44 @@ def _schedule(stmt: ir.Activity, frame: Frame, batch: _Batch, key: str, attempt:
     if stmt.call is not None:  # a Python function: its keyword arguments are its whole input
         kwargs = {name: _eval(e, frame, batch) for name, e in stmt.call.kwargs}
         return ev.ScheduleActivity(key, attempt, [], None, stmt.timeout_ms, frame.id, undo,
-                                   {"target": stmt.call.target, "kwargs": kwargs})
+                                   {"target": stmt.call.target, "kwargs": kwargs}, **_heartbeat(stmt, batch, key),
+                                   **_env_cwd_secrets(stmt, frame, batch))
     argv = [_argv_text(_eval(e, frame, batch)) for e in stmt.argv]
     if stmt.stdin is not None:
         stdin = _eval(stmt.stdin, frame, batch)
     else:
         stdin = {"workflow_id": batch.state.workflow_id, "step": key, "input": dict(batch.state.input),
                  "steps": _referenced_results(stmt, frame, batch.state)}
-    return ev.ScheduleActivity(key, attempt, argv, stdin, stmt.timeout_ms, frame.id, undo)
+    return ev.ScheduleActivity(key, attempt, argv, stdin, stmt.timeout_ms, frame.id, undo, **_heartbeat(stmt, batch, key),
+                               **_env_cwd_secrets(stmt, frame, batch))
+
+
+def _env_cwd_secrets(stmt: ir.Activity, frame: Frame, batch: _Batch) -> dict:
+    """The step's evaluated ``env`` and ``cwd`` clauses, and the names of the secrets its clauses read
+    (``secrets``: the only references the runner fills in); each left out when there is none."""
+    out: dict = {}
+    for name, clause, check in (("env", stmt.env, lambda v: secrets.check_env(v, expr.to_text)),
+                                ("cwd", stmt.cwd if stmt.call is None else None, secrets.check_cwd)):
+        if clause is not None:
+            try:
+                out[name] = check(_eval(clause, frame, batch))
+            except InvalidValue as exc:
+                raise ExpressionError(str(exc), clause.line, clause.col) from None
+    read = [*stmt.argv, *([stmt.stdin] if stmt.stdin is not None else []), *(stmt.undo or ()),
+            *(e for _, e in (stmt.call.kwargs if stmt.call is not None else ())),
+            *([stmt.env] if stmt.env is not None else [])]
+    names = secrets.sorted_names(n for e in read for n in expr.secrets_used(e))
+    if names:
+        out["secrets"] = names
+    return out
+
+
+def _heartbeat(stmt: ir.Activity, batch: _Batch, key: str) -> dict:
+    """The step's heartbeat interval, and the last heartbeat details its earlier attempts recorded
+    (read from the history, so a replay decides the same): handed to the new attempt."""
+    step = batch.state.steps.get(key)
+    return {"heartbeat_ms": getattr(stmt, "heartbeat_ms", None),
+            "heartbeat_details": step.heartbeat_details if step is not None else None}
 
 
 def _referenced_results(stmt: ir.Activity, frame: Frame, state: WorkflowState) -> dict:
@@ -304,7 +360,55 @@ def _on_sleep(stmt: ir.Sleep, frame: Frame, batch: _Batch) -> list:
     key = stmt.id + frame.suffix
     if batch.state.timer_for(key, "sleep") is not None:
         return []
-    return [batch.timer(key, "sleep", stmt.duration_ms, frame.id)]
+    if stmt.until is None:
+        return [batch.timer(key, "sleep", stmt.duration_ms, frame.id)]
+    # The moment itself is recorded and fires the timer (a workflow whose first decision comes late
+    # still wakes on time); duration_ms is what was left of workflow time (the latest event) then.
+    moment = parse_timestamp(_eval(stmt.until, frame, batch), stmt.until)
+    if moment <= batch.state.updated_at:  # already past: no wait, as 'sleep 0s'
+        return [batch.timer(key, "sleep", 0, frame.id)]
+    duration = moment - batch.state.updated_at
+    return [ev.StartTimer(len(batch.state.timers) + 1, key, "sleep", duration, frame.id, until=moment)]
+
+
+_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+                        r"(?:([Zz])|([+-])(\d{2}):(\d{2}))")
+
+
+def parse_timestamp(value: Any, where: ir.Expr) -> int:
+    """Epoch ms of an ISO-8601 timestamp with a zone (``2026-11-25T20:00:00Z``, ``...+01:00``).
+
+    Read by a regex and calendar arithmetic, the same on every Python (``fromisoformat``
+    reads more on 3.11+ than on 3.10). Anything else is an ExpressionError at ``where``.
+    """
+    found = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
+    shown = expr.to_text(value) if not isinstance(value, str) else repr(value)
+    if found is None:
+        raise ExpressionError(f"sleep until: expected an ISO-8601 timestamp with a time zone, e.g. "
+                              f"'2026-11-25T20:00:00Z' or '2026-11-25T21:00:00+01:00', got {shown[:80]}",
+                              where.line, where.col)
+    year, month, day, hour, minute = (int(found.group(i)) for i in range(1, 6))
+    second = int(found.group(6) or 0)
+    millis = int((found.group(7) or "0").ljust(3, "0")[:3])
+    offset = 0 if found.group(8) else (int(found.group(10)) * 60 + int(found.group(11))) * (
+        1 if found.group(9) == "+" else -1)
+    days_in_month = (31, 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28,
+                     31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    if not (1 <= month <= 12 and 1 <= day <= days_in_month[month - 1] and hour <= 23 and minute <= 59
+            and second <= 59 and int(found.group(10) or 0) <= 23 and int(found.group(11) or 0) <= 59):
+        raise ExpressionError(f"sleep until: {shown[:80]} is not a valid date and time", where.line, where.col)
+    days = _days_from_civil(year, month, day)
+    return ((days * 24 + hour) * 60 + minute - offset) * 60_000 + second * 1000 + millis
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def _on_fail(stmt: ir.Fail, frame: Frame, batch: _Batch) -> list:
@@ -399,4 +503,5 @@ def _schedule_undo(state: WorkflowState, key: str, attempt: int) -> ev.ScheduleA
     step = state.steps[key]
     done = step.last
     stdin = {**done.stdin, "result": done.result} if isinstance(done.stdin, dict) else {"result": done.result}
-    return ev.ScheduleActivity(UNDO_PREFIX + key, attempt, list(step.undo), stdin, done.timeout_ms, "root", None)
+    return ev.ScheduleActivity(UNDO_PREFIX + key, attempt, list(step.undo), stdin, done.timeout_ms, "root", None,
+                               env=done.env, cwd=done.cwd, secrets=done.secrets)  # the step's own env, cwd, secrets

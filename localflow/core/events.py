@@ -8,8 +8,8 @@ Two families of events never mix:
   WorkflowCancelled). Each is the record of exactly one command, and replay
   checks that deciding again yields the same commands.
 - *world* events record what came from outside: WorkflowStarted,
-  ActivityStarted, ActivityCompleted, ActivityFailed, TimerFired,
-  SignalReceived, CancelRequested, ChildCompleted, ChildFailed,
+  ActivityStarted, ActivityHeartbeat, ActivityCompleted, ActivityFailed, TimerFired,
+  SignalReceived, CancelRequested, WorkflowTerminated, ChildCompleted, ChildFailed,
   WorkflowNondeterministic (the executor found, by replaying, that the history
   disagrees with its flow), and the repairs a user asked for: WorkflowResumed,
   WorkflowForked, WorkflowImported; TimeSkipped notes a virtual clock's jump.
@@ -64,6 +64,11 @@ class ActivityScheduled(Event):
     frame: str = "root"
     undo: JSON = None
     call: JSON = None  # {"target": "module:function", "kwargs": {...}} for a call step (then argv is [])
+    heartbeat_ms: JSON = None  # the step's `heartbeat` interval: no heartbeat for this long fails the attempt
+    heartbeat_details: JSON = None  # the step's last recorded heartbeat details, handed to this attempt
+    env: JSON = None  # the step's evaluated `env` clause {name: text}; secrets as references
+    cwd: JSON = None  # the step's `cwd` clause: a folder relative to the home
+    secrets: JSON = None  # the secret names the step's clauses read (the only references the runner fills in)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +78,26 @@ class ActivityStarted(Event):
     pid: int
     pgid: int
     proc_start: Union[str, None] = None  # /proc start time, so a recycled pid is never killed
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivityQueued(Event):
+    """The attempt waits, from ``ts``, for room under a concurrency bound (``waiting_for`` says which)."""
+
+    step: str
+    attempt: int
+    waiting_for: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivityHeartbeat(Event):
+    """The attempt's last reported progress (``localflow.activity.heartbeat``, LF_HEARTBEAT_FD),
+    recorded by the executor at most every few seconds while it is pending
+    (docs/activities-heartbeats.md); the step's next attempt is handed the last one."""
+
+    step: str
+    attempt: int
+    details: JSON
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,10 +123,11 @@ class TimerStarted(Event):
     decision: ClassVar[bool] = True
     timer: int
     step: str
-    purpose: str  # "sleep", "retry-N", "signal-timeout" or "workflow-timeout"
+    purpose: str  # "sleep", "retry-N", "signal-timeout", "step-timeout" or "workflow-timeout"
     duration_ms: int
-    fire_at: int  # epoch ms = ts + duration_ms
+    fire_at: int  # epoch ms = ts + duration_ms; for ``until``: the later of ts and until
     frame: str = "root"
+    until: Union[int, None] = None  # ``sleep until``: the moment asked for (epoch ms; ISO in the record)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,6 +250,14 @@ class CancelRequested(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WorkflowTerminated(Event):
+    """``lf terminate``: the workflow ends at once, ``terminated``: no compensation runs, running
+    attempts are killed, timers never fire, running child workflows are terminated too."""
+
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkflowNondeterministic(Event):
     """The history disagrees with its pinned flow (found by replaying it): nothing more is decided.
 
@@ -300,6 +334,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkflowStarted,
         ActivityScheduled,
         ActivityStarted,
+        ActivityHeartbeat,
+        ActivityQueued,
         ActivityCompleted,
         ActivityFailed,
         TimerStarted,
@@ -324,11 +360,18 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkflowForked,
         WorkflowImported,
         TimeSkipped,
+        WorkflowTerminated,
     )
 }
 
-_TIME_FIELDS = ("ts", "fire_at")
-_OMITTED_WHEN_NONE = frozenset({"call"})  # added later: histories without it read and write as before
+_TIME_FIELDS = ("ts", "fire_at", "until")
+_OMITTED_WHEN_NONE = frozenset({"call", "heartbeat_ms", "heartbeat_details",
+                                 "env", "cwd", "secrets", "until"})  # added later: histories without it read and write as before
+
+
+def omitted(name: str, value: Any) -> bool:
+    """Is this field left out of the record (a field added later, unset)?"""
+    return value is None and name in _OMITTED_WHEN_NONE
 
 
 def to_record(event: Event) -> dict[str, Any]:
@@ -434,7 +477,7 @@ def record_command(command: Command, seq: int, ts: int) -> Event:
     """The decision event that records ``command``, stamped at ``ts`` (epoch ms)."""
     values = {f.name: getattr(command, f.name) for f in fields(command)}
     if isinstance(command, StartTimer):
-        values["fire_at"] = ts + command.duration_ms
+        values["fire_at"] = ts + command.duration_ms if command.until is None else max(ts, command.until)
     return _RECORDED_AS[type(command)](seq=seq, ts=ts, **values)
 
 

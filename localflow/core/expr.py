@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from localflow import ir
+from localflow.core import secrets
 from localflow.core.expr_eval import (
     ALIASES, BINOPS, MAX_FORMAT_NUMBER, MAX_INT_BITS, MAX_INT_DIGITS, MAX_LEN, MAX_RANGE, MAX_UNITS, NEWER_CHAR,
     NEWLINE, Evaluator, Problem, add_up, attr_at, change_case, check_number, contains, is_int, kind, node_at,
@@ -33,7 +34,7 @@ from localflow.core.expr_eval import (
 from localflow.errors import ExpressionError
 
 __all__ = ["ALIASES", "BUILTINS", "MAX_FORMAT_NUMBER", "MAX_INT_BITS", "MAX_LEN", "MAX_RANGE", "MAX_SOURCE_CHARS",
-           "MAX_UNITS", "compile_expr", "evaluate", "kind", "list_elements", "names_used", "to_text"]
+           "MAX_UNITS", "compile_expr", "evaluate", "kind", "list_elements", "names_used", "secrets_used", "to_text"]
 
 MAX_SOURCE_CHARS = 100_000
 MAX_DEPTH = 100  # ast nesting; keeps the recursive walk far from Python's recursion limit
@@ -422,6 +423,10 @@ def _v_call(node: ast.Call) -> None:
         want = str(low) if low == high else (f"at least {low}" if high > 99 else f"{low} to {high}")
         plural = "" if want == "1" else "s"
         raise _Invalid(f"{func.id}() takes {want} argument{plural} ({given} given)", *node_at(func))
+    if func.id == "secret" and not (isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+                                    and secrets.NAME.fullmatch(node.args[0].value)):
+        raise _Invalid("secret() takes the secret's name as a string literal, e.g. secret(\"API_TOKEN\") "
+                       "(letters, digits and _)", *node_at(node.args[0]))
 
 
 def _method_call_message(func: ast.Attribute) -> str:
@@ -456,6 +461,14 @@ def names_used(expr: ir.Expr) -> list[tuple[str, int, int]]:
         if isinstance(n, ast.Name) and id(n) not in callees and n.id not in ALIASES
     ]
     return sorted(found, key=lambda item: (item[1], item[2]))
+
+
+def secrets_used(expr: ir.Expr) -> list[str]:
+    """The names of the secrets ``expr`` reads with ``secret("NAME")`` (always literals), sorted."""
+    c = _compiled(expr)
+    assert c.tree is not None
+    return sorted({n.args[0].value for n in ast.walk(c.tree)  # type: ignore[attr-defined]
+                   if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "secret"})
 
 
 def list_elements(expr: ir.Expr) -> tuple[ir.Expr, ...] | None:
@@ -587,6 +600,13 @@ def _b_now(ev: Evaluator) -> Any:
         raise Problem("now() is not available here") from None
 
 
+def _b_secret(ev: Evaluator, name: Any) -> str:
+    """A reference to a secret (core/secrets.py): the runner puts the value in at spawn."""
+    if not isinstance(name, str) or not secrets.NAME.fullmatch(name):
+        raise Problem("secret() takes the secret's name as a string (letters, digits and _)")
+    return secrets.reference(name)
+
+
 def _b_split(ev: Evaluator, text: Any, sep: Any = None) -> list:
     _need("split", text, "string")
     if sep is not None and _need("split", sep, "string") == "":
@@ -619,5 +639,6 @@ BUILTINS: dict[str, tuple[int, int, Callable[..., Any]]] = {
     "contains": (2, 2, lambda ev, container, item: contains(container, item)),
     "json": (1, 1, lambda ev, x: text_of(ev, x, canonical=True)),
     "now": (0, 0, _b_now),
+    "secret": (1, 1, _b_secret),
 }
 _FUNCTIONS: dict[str, Callable[..., Any]] = {name: entry[2] for name, entry in BUILTINS.items()}

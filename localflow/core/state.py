@@ -8,7 +8,7 @@ Where the workflow is lives in *frames* (``frames.py``): the live instances of
 the flow's blocks, each with its program counter, so deciding costs what is
 running now, not what ran before.
 
-Statuses: ``running``, ``completed``, ``failed``, ``cancelled``, ``nondeterministic``.
+Statuses: ``running``, ``completed``, ``failed``, ``cancelled``, ``terminated``, ``nondeterministic``.
 A failed workflow keeps a ``checkpoint``, the state just before it began to fail,
 which ``WorkflowResumed`` goes back to (``lf resume``).
 """
@@ -27,9 +27,11 @@ from localflow.core.frames import (
 from localflow.errors import FoldError
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
+TERMINATED = "terminated"  # `lf terminate`: ended at once, without compensation
 NONDETERMINISTIC = "nondeterministic"  # not terminal: it can still be cancelled
-TERMINAL = (COMPLETED, FAILED, CANCELLED)
+TERMINAL = (COMPLETED, FAILED, CANCELLED, TERMINATED)
 UNDO_PREFIX = "undo:"
+STEP_TIMEOUT = "step-timeout"  # the purpose of a step's total (schedule-to-close) timeout timer
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ class Attempt:
     result: Any = None
     measured_ms: Union[int, None] = None  # the runner's own measure of the attempt
     call: Any = None  # {"target", "kwargs"} of a call step
+    env: Any = None  # the step's evaluated `env` ({name: text}, secrets as references)
+    cwd: Any = None  # the step's `cwd` (relative to the home)
+    secrets: Any = None  # the secret names its references may name
+    heartbeat_ms: Union[int, None] = None  # no heartbeat for this long fails the attempt
+    handed_details: Any = None  # the heartbeat details this attempt was given (from earlier attempts)
+    heartbeat_details: Any = None  # the last heartbeat details recorded for this attempt
+    heartbeat_at: Union[int, None] = None  # when they were recorded
+    queued_at: Union[int, None] = None  # waited for room under a concurrency bound, from then
+    waiting_for: Union[str, None] = None
 
     @property
     def pending(self) -> bool:
@@ -86,13 +97,15 @@ class StepState:
 
     @property
     def status(self) -> str:
-        """scheduled | running | completed | failed (may retry) | waiting."""
+        """scheduled | queued | running | completed | failed (may retry) | waiting."""
         if self.kind in ("wait", "child"):
             return self.outcome or "running"
         last = self.last
         if last.outcome is not None:
             return last.outcome
-        return "running" if last.started_at is not None else "scheduled"
+        if last.started_at is not None:
+            return "running"
+        return "queued" if last.queued_at is not None else "scheduled"
 
     @property
     def pending(self) -> bool:
@@ -111,6 +124,14 @@ class StepState:
         if self.kind in ("wait", "child"):
             return self.error_value
         return self.last.error if self.attempts else None
+
+    @property
+    def heartbeat_details(self) -> Any:
+        """The last heartbeat details recorded by any attempt of the step (what its next attempt gets)."""
+        for attempt in reversed(self.attempts):
+            if attempt.heartbeat_at is not None:
+                return attempt.heartbeat_details
+        return None
 
     @property
     def counted_failures(self) -> int:
@@ -206,7 +227,13 @@ class WorkflowState:
         """Should this pending step still be running? No once its frame is gone or the workflow is ending."""
         if step.kind == "undo":
             return not self.terminal
-        return not self.terminal and self.compensation is None and step.frame in self.frames
+        return not self.terminal and self.compensation is None and step.frame in self.frames \
+            and not self.past_total_timeout(step.step)
+
+    def past_total_timeout(self, step: str) -> bool:
+        """Has this step's total timeout (``timeout D total T``) fired? Then nothing of it may run on."""
+        timer = self.timer_for(step, STEP_TIMEOUT)
+        return timer is not None and timer.fired_at is not None
 
     def pending_timers(self) -> list[TimerState]:
         return [t for t in self.timers.values() if t.fired_at is None]
@@ -222,8 +249,10 @@ class WorkflowState:
             return False
         if timer.purpose == "signal-timeout":
             return timer.step not in self.steps
-        if timer.purpose == "sleep":
+        if timer.purpose in ("sleep", STEP_TIMEOUT):  # (a step that completed or was caught has moved on)
             return not frame.entered and frame.current is not None and label_of(frame.current) + frame.suffix == timer.step
+        if timer.purpose.startswith("retry-"):
+            return not self.past_total_timeout(timer.step)
         return True
 
     def pending_children(self) -> list[StepState]:
@@ -313,7 +342,9 @@ def _with_attempt(state: WorkflowState, step: str, number: int, **changes: Any) 
 def _on_activity_scheduled(event: ev.ActivityScheduled, state: WorkflowState) -> WorkflowState:
     kind = "undo" if event.step.startswith(UNDO_PREFIX) else "activity"
     current = state.steps.get(event.step) or StepState(event.step, kind=kind, frame=event.frame, undo=event.undo)
-    attempt = Attempt(event.attempt, event.ts, tuple(event.argv), event.stdin, event.timeout_ms, call=event.call)
+    attempt = Attempt(event.attempt, event.ts, tuple(event.argv), event.stdin, event.timeout_ms, call=event.call,
+                      heartbeat_ms=event.heartbeat_ms, handed_details=event.heartbeat_details,
+                      env=event.env, cwd=event.cwd, secrets=event.secrets)
     return _put_step(state, replace(current, attempts=current.attempts + (attempt,), frame=event.frame))
 
 
@@ -321,6 +352,16 @@ def _on_activity_scheduled(event: ev.ActivityScheduled, state: WorkflowState) ->
 def _on_activity_started(event: ev.ActivityStarted, state: WorkflowState) -> WorkflowState:
     return _with_attempt(state, event.step, event.attempt,
                          started_at=event.ts, pid=event.pid, pgid=event.pgid, proc_start=event.proc_start)
+
+
+@_apply.register
+def _on_activity_queued(event: ev.ActivityQueued, state: WorkflowState) -> WorkflowState:
+    return _with_attempt(state, event.step, event.attempt, queued_at=event.ts, waiting_for=event.waiting_for)
+
+
+@_apply.register
+def _on_activity_heartbeat(event: ev.ActivityHeartbeat, state: WorkflowState) -> WorkflowState:
+    return _with_attempt(state, event.step, event.attempt, heartbeat_details=event.details, heartbeat_at=event.ts)
 
 
 @_apply.register
@@ -526,7 +567,8 @@ def _spent_deadline(timer: TimerState, steps: Mapping[str, StepState]) -> bool:
     """A workflow timeout, or an unanswered wait's timeout, that fired: resumed, they start again."""
     if timer.fired_at is None or timer.retired:
         return False
-    return timer.purpose == "workflow-timeout" or (timer.purpose == "signal-timeout" and timer.step not in steps)
+    return timer.purpose in ("workflow-timeout", STEP_TIMEOUT) or (
+        timer.purpose == "signal-timeout" and timer.step not in steps)
 
 
 @_apply.register
@@ -542,6 +584,14 @@ def _on_workflow_imported(event: ev.WorkflowImported, state: WorkflowState) -> W
 @_apply.register
 def _on_time_skipped(event: ev.TimeSkipped, state: WorkflowState) -> WorkflowState:
     return state
+
+
+@_apply.register
+def _on_workflow_terminated(event: ev.WorkflowTerminated, state: WorkflowState) -> WorkflowState:
+    if state.terminal:
+        raise FoldError(f"WorkflowTerminated: the workflow had already ended ({state.status})")
+    error = {"kind": "terminated", "message": event.reason}
+    return replace(state, status=TERMINATED, error=error, ended_at=event.ts, frames={})
 
 
 @_apply.register

@@ -24,9 +24,11 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
 from localflow import ir
-from localflow.core.expr import evaluate, names_used
+from localflow.core import secrets
+from localflow.core.decide import parse_timestamp
+from localflow.core.expr import evaluate, names_used, to_text
 from localflow.dsl.lexer import diagnostic
-from localflow.errors import Diagnostic, ExpressionError
+from localflow.errors import Diagnostic, ExpressionError, InvalidValue
 
 MAX_CONCURRENCY = 1000
 CHECK_TIME = "2000-01-01T00:00:00.000Z"  # what now() gives when a constant expression is tried
@@ -34,10 +36,11 @@ CHECK_TIME = "2000-01-01T00:00:00.000Z"  # what now() gives when a constant expr
 # The expressions each statement kind evaluates, in the order it evaluates them (if: see _Scopes.stmt).
 EXPRESSIONS: dict[type, Callable[[ir.Stmt], list[ir.Expr]]] = {
     ir.Activity: lambda s: [*s.argv, *([s.stdin] if s.stdin is not None else []), *(s.undo or ()),  # type: ignore
-                            *(e for _, e in (s.call.kwargs if s.call is not None else ()))],
+                            *(e for _, e in (s.call.kwargs if s.call is not None else ())),
+                            *(e for e in (s.env, s.cwd) if e is not None)],
     ir.WaitSignal: lambda s: [],
     ir.ChildFlow: lambda s: [s.input] if s.input is not None else [],  # type: ignore[union-attr]
-    ir.Sleep: lambda s: [],
+    ir.Sleep: lambda s: [s.until] if s.until is not None else [],  # type: ignore[union-attr]
     ir.Fail: lambda s: [s.message],  # type: ignore[union-attr]
     ir.Return: lambda s: [s.value],  # type: ignore[union-attr]
     ir.Set: lambda s: [s.value],  # type: ignore[union-attr]
@@ -54,6 +57,8 @@ def check_flow(flow: ir.Flow, source_lines: Sequence[str] = (), file: str | None
     checker.duplicates()
     checker.input_defaults()
     checker.shapes()
+    checker.env_and_cwd()
+    checker.sleep_until()
     _Scopes(checker).block(flow.body, _Where())
     checker.reachability()
     return checker.diagnostics
@@ -137,6 +142,33 @@ class _Checker:
                 self.error(stmt.line, self.concurrency_col(stmt),
                            f"bad concurrency {stmt.concurrency}: a loop runs from 1 to {MAX_CONCURRENCY} "
                            "items at once, e.g. parallel 4")
+
+    def env_and_cwd(self) -> None:
+        """A constant ``env`` or ``cwd`` clause is checked now (docs/activities-env.md): a bad name, a
+        path that is absolute or goes up with '..' is a flow error; others are checked when scheduled."""
+        for stmt in ir.walk(self.flow.body):
+            if not isinstance(stmt, ir.Activity):
+                continue
+            for expr, check in ((stmt.env, lambda v: secrets.check_env(v, to_text)), (stmt.cwd, secrets.check_cwd)):
+                if expr is None or self.names(expr) != []:
+                    continue
+                try:
+                    check(evaluate(expr, {"__now__": CHECK_TIME}))
+                except ExpressionError:
+                    pass  # reported where every constant expression is tried
+                except InvalidValue as exc:
+                    self.error(expr.line, expr.col, str(exc))
+
+    def sleep_until(self) -> None:
+        """A constant ``sleep until "..."`` that is no timestamp fails every run: report it now."""
+        for stmt in ir.walk(self.flow.body):
+            if not isinstance(stmt, ir.Sleep) or stmt.until is None or self.names(stmt.until) != []:
+                continue
+            try:
+                parse_timestamp(evaluate(stmt.until, {"__now__": CHECK_TIME}), stmt.until)
+            except ExpressionError as exc:
+                if exc.message.startswith("sleep until"):  # (others are reported with every constant)
+                    self.error(exc.line, exc.col, exc.message)
 
     def concurrency_col(self, loop: ir.For) -> int:
         """Column of N in the loop's ``parallel N:`` when the source shows it on the loop's first line."""

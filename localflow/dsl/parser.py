@@ -106,6 +106,7 @@ class Parser:
         self.diagnostics: list[Diagnostic] = []
         self.inputs: list[ir.Input] = []
         self.timeout: tuple[int, int] | None = None  # the workflow timeout: (ms, line)
+        self.concurrency: tuple[int, int] | None = None  # the flow's activity bound: (n, line)
         self.started = False  # a statement other than input/timeout was seen in the flow's body
         self.depth = 0  # how many blocks enclose the statements being parsed (0: the flow's body)
         self.too_deep = False  # a block past MAX_NESTING was reported (and left out)
@@ -252,7 +253,8 @@ class Parser:
             body.append(node)
         statements = self.block(body)
         timeout = self.timeout[0] if self.timeout else None
-        return ir.Flow(name, tuple(self.inputs), statements, self.file, timeout)
+        concurrency = self.concurrency[0] if self.concurrency else None
+        return ir.Flow(name, tuple(self.inputs), statements, self.file, timeout, concurrency)
 
     def header(self, ll: LogicalLine, expected_name: str | None) -> str:
         text = ll.text
@@ -352,8 +354,31 @@ def _flow_timeout(p: Parser, node: Node, end: int) -> None:
             p.timeout = (ms, ll.line)
 
 
+def _flow_concurrency(p: Parser, node: Node, end: int) -> None:
+    ll = node.line
+    if p.depth:
+        p.error_at(ll, 0, "the flow's 'concurrency' belongs at the top of the flow, with the inputs "
+                   "(a step's goes under the step)")
+    elif p.started:
+        p.error_at(ll, 0, "the flow's 'concurrency' must come before the first step, with the inputs")
+    elif p.concurrency is not None:
+        p.error_at(ll, 0, f"'concurrency' is given twice (first at line {p.concurrency[1]})")
+    else:
+        n = steps.concurrency_bound(p, ll, end)
+        if n is not None:
+            p.concurrency = (n, ll.line)
+
+
 def _sleep(p: Parser, node: Node, end: int) -> ir.Sleep | None:
     sleep_id = p.next_id("sleep")
+    until, _, after = word(node.line.text, end, "")
+    if until == "until":  # sleep until EXPR: an ISO-8601 timestamp, read when the sleep starts
+        moment = p.expression(node.line, after)
+        if moment is None:
+            p.error_at(node.line, after, "'sleep until' needs a timestamp, e.g. sleep until deliver_at "
+                       "or sleep until \"2026-11-25T20:00:00Z\"")
+            return None
+        return ir.Sleep(sleep_id, 0, node.line.line, node.line.col, until=moment)
     ms = p.duration(node.line, end, "sleep")
     return None if ms is None else ir.Sleep(sleep_id, ms, node.line.line, node.line.col)
 
@@ -395,6 +420,8 @@ def _set(p: Parser, node: Node, end: int) -> ir.Set | None:
 STATEMENTS: dict[str, Statement] = {
     "input": Statement(_input, block=False),
     "timeout": Statement(_flow_timeout, block=False),
+    "concurrency": Statement(_flow_concurrency, block=False),
+    "defaults": Statement(steps.parse_defaults, block=True),
     "step": Statement(steps.parse_step, block=True),
     "set": Statement(_set, block=False),
     "sleep": Statement(_sleep, block=False),

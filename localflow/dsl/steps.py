@@ -11,6 +11,7 @@ Syntax only, like ``parser``: reports Diagnostics through the Parser, never rais
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from localflow import ir
@@ -31,7 +32,9 @@ _KEYWORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
 _BACKOFF = re.compile(r"(\d{1,6}(?:\.\d{1,6})?)x?")
 _STRING = r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\''
 _VALUE = re.compile(rf"({_STRING}|[^,\s]+)\s*")
-_RETRY_OPTIONS = {"every": "every 1s", "backoff": "backoff 2x", "max": "max 30s"}
+_RETRY_OPTIONS = {"every": "every 1s", "backoff": "backoff 2x", "max": "max 30s", "jitter": "jitter 20%"}
+_JITTER = re.compile(r"(\d{1,3}(?:\.\d{1,2})?)%")
+DEFAULTABLE = ("timeout", "retry", "no")  # the clauses a flow's 'defaults:' block may give its run and call steps
 
 
 class Clause(NamedTuple):
@@ -55,6 +58,7 @@ def parse_step(p: Parser, node: Node, end: int) -> ir.Activity | ir.WaitSignal |
         p.error_at(ll, skip(text, colon + 1), f"put each clause on its own line, indented under 'step {name}:'")
     kind = _kind(p, node)
     fields, catches = _clauses(p, node, name, kind or "run")
+    fields = _with_defaults(p, fields, kind or "run")
     if inline:
         pass  # the clause on the header line is the problem to report, not a missing block
     elif not node.children:
@@ -70,8 +74,11 @@ def parse_step(p: Parser, node: Node, end: int) -> ir.Activity | ir.WaitSignal |
         return ir.ChildFlow(name, fields.get("flow", ""), fields.get("input"), **where)
     return ir.Activity(
         name=name, argv=fields.get("argv", ()), timeout_ms=fields.get("timeout_ms", DEFAULT_TIMEOUT_MS),
-        retry=fields.get("retry", ir.Retry()), stdin=fields.get("stdin"), undo=fields.get("undo"),
-        call=fields.get("call") if kind == "call" else None, **where)
+        retry=_no_retry(fields.get("retry", ir.Retry()), fields.get("no_retry")), stdin=fields.get("stdin"),
+        undo=fields.get("undo"), total_timeout_ms=fields.get("total_timeout_ms"),
+        call=fields.get("call") if kind == "call" else None,
+        heartbeat_ms=fields.get("heartbeat_ms"), concurrency=fields.get("concurrency"),
+        env=fields.get("env"), cwd=fields.get("cwd"), **where)
 
 
 def _kind(p: Parser, node: Node) -> str | None:
@@ -104,7 +111,8 @@ def _clauses(p: Parser, node: Node, step: str, kind: str) -> tuple[dict[str, Any
             continue
         clause = CLAUSES.get(kw) if end else None
         if clause is None:
-            p.unknown(ll, "clause", [w for w, c in CLAUSES.items() if kind in c.kinds] + ["catch"], f" in step '{step}'")
+            p.unknown(ll, "clause", [w if w != "no" else "no retry on" for w, c in CLAUSES.items() if kind in c.kinds]
+                      + ["catch"], f" in step '{step}'")
             continue
         if child.children:
             p.error_at(child.children[0].line, 0, f"unexpected indent: '{kw}' does not open a block")
@@ -332,6 +340,17 @@ def _undo(p: Parser, ll: LogicalLine, end: int) -> tuple[ir.Expr, ...] | None:
     return _argv(p, ll, end, "undo", "undo [\"flows/activities/release.sh\", order_id]")
 
 
+def concurrency_bound(p: Parser, ll: LogicalLine, end: int) -> int | None:
+    """``concurrency N``: a whole number from 1 to 10,000."""
+    token, start, stop = word(ll.text, end, "")
+    if not re.fullmatch(r"[0-9]{1,5}", token or "") or not 1 <= int(token) <= 10_000 \
+            or skip(ll.text, stop) < len(ll.text):
+        p.error_at(ll, start, "'concurrency' needs a whole number from 1 to 10000: how many may run at once, "
+                   "e.g. concurrency 2")
+        return None
+    return int(token)
+
+
 def positive_duration(p: Parser, ll: LogicalLine, end: int, what: str) -> int | None:
     ms = p.duration(ll, end, what)
     if ms == 0:
@@ -344,6 +363,15 @@ def _stdin(p: Parser, ll: LogicalLine, end: int) -> ir.Expr | None:
     value = p.expression(ll, end)
     if value is None:
         p.error_at(ll, end, "'stdin' needs a value, e.g. stdin {\"order\": order_id}")
+    return value
+
+
+def _value_clause(p: Parser, ll: LogicalLine, end: int, what: str, example: str) -> ir.Expr | None:
+    """``env EXPR`` (an object of variable names to strings) or ``cwd EXPR`` (a folder in the home);
+    their shapes are checked by dsl/checks.py when constant, else when the step is scheduled."""
+    value = p.expression(ll, end)
+    if value is None:
+        p.error_at(ll, end, f"'{what}' needs a value, e.g. {example}")
     return value
 
 
@@ -399,7 +427,7 @@ def _retry(p: Parser, ll: LogicalLine, end: int) -> ir.Retry | None:
     pairs = tokens[1:]
     for (kw, at), value in zip(pairs[::2], pairs[1::2] + [None]):
         if kw not in _RETRY_OPTIONS:
-            return p.error_at(ll, at, f"unknown retry option '{kw}': expected every, backoff or max")
+            return p.error_at(ll, at, f"unknown retry option '{kw}': expected every, backoff, max or jitter")
         if kw in options:
             return p.error_at(ll, at, f"'{kw}' is given twice")
         if value is None:
@@ -412,6 +440,12 @@ def _retry(p: Parser, ll: LogicalLine, end: int) -> ir.Retry | None:
 
 
 def _retry_value(p: Parser, ll: LogicalLine, kw: str, token: str, at: int) -> Any:
+    if kw == "jitter":
+        match = _JITTER.fullmatch(token)
+        if match is None or not 0 < float(match.group(1)) <= 100:
+            p.error_at(ll, at, f"bad jitter '{token}': write a percentage above 0 and at most 100, e.g. jitter 20%")
+            return None
+        return float(match.group(1))
     if kw != "backoff":
         return p.duration_token(ll, token, at)
     match = _BACKOFF.fullmatch(token)
@@ -428,8 +462,146 @@ def _retry_policy(p: Parser, ll: LogicalLine, retries: int, options: dict[str, t
         return p.error_at(ll, cap_at, "'max' must be more than 0")
     if cap is not None and cap < every:
         return p.error_at(ll, cap_at, "'max' is shorter than 'every': the first retry would already wait longer")
+    jitter = options.get("jitter", (None, 0))[0]
     return ir.Retry(max_attempts=retries + 1, initial_ms=every,
-                    backoff=options.get("backoff", (ir.Retry().backoff, 0))[0], max_interval_ms=cap)
+                    backoff=options.get("backoff", (ir.Retry().backoff, 0))[0], max_interval_ms=cap,
+                    jitter=None if jitter is None else jitter / 100)
+
+
+def _no_retry(policy: ir.Retry, given: tuple | None) -> ir.Retry:
+    """The step's retry policy with its ``no retry on`` exit codes and error types."""
+    if not given:
+        return policy
+    exits, errors = given
+    return replace(policy, no_retry_exit=exits or None, no_retry_errors=errors or None)
+
+
+def _no_retry_clause(p: Parser, ll: LogicalLine, end: int) -> tuple | None:
+    """``no retry on exit 2, 3``, ``no retry on error "CardDeclined", ...``, or both: ``... exit 2 or error "T"``.
+
+    Returns ``(exit codes, error types)``; a failure that matches is final at once.
+    """
+    text, example = ll.text, 'no retry on exit 2, 3 or error "CardDeclined"'
+    words = re.match(r"\s*retry\s+on(?![A-Za-z0-9_])", text[end:])
+    if words is None:
+        p.error_at(ll, skip(text, end), f"expected 'retry on' after 'no', e.g. {example}")
+        return None
+    found: dict[str, list] = {"exit": [], "error": []}
+    at = end + words.end()
+    while True:
+        what, start, stop = word(text, at, "")
+        if what not in found:
+            p.error_at(ll, start, f"expected 'exit' or 'error' here, e.g. {example}")
+            return None
+        if found[what]:
+            p.error_at(ll, start, f"'{what}' is given twice: list all its values after one '{what}'")
+            return None
+        values, at = _listed(p, ll, what, stop)
+        if values is None:
+            return None
+        found[what] = values
+        if at >= len(text):
+            break
+    return tuple(found["exit"]), tuple(found["error"])
+
+
+def _listed(p: Parser, ll: LogicalLine, what: str, start: int) -> tuple[list | None, int]:
+    """The comma-separated values after ``exit``/``error`` up to an ``or`` or the end of the line."""
+    text = ll.text
+    things = "exit codes" if what == "exit" else "error types"
+    example = "no retry on exit 2, 3" if what == "exit" else 'no retry on error "CardDeclined", "Fraud"'
+    values: list = []
+    at = skip(text, start)
+    while True:
+        found = _VALUE.match(text, at) if at < len(text) else None
+        if found is None:
+            p.error_at(ll, at, f"expected one of the {things} here, e.g. {example}")
+            return None, at
+        value = (_exit_code if what == "exit" else _error_type)(p, ll, found.group(1), at)
+        if value is None:
+            return None, at
+        if value in values:
+            p.error_at(ll, at, f"{found.group(1)} is listed twice")
+            return None, at
+        values.append(value)
+        at = found.end()
+        if at >= len(text):
+            return values, at
+        if text[at] == ",":
+            at = skip(text, at + 1)
+            continue
+        joiner, _, after = word(text, at, "")
+        if joiner != "or":
+            p.error_at(ll, at, f"separate the {things} with commas, and 'exit' from 'error' with 'or', "
+                       'e.g. no retry on exit 2, 3 or error "CardDeclined"')
+            return None, at
+        return values, skip(text, after)
+
+
+def _timeout(p: Parser, ll: LogicalLine, end: int) -> tuple | None:
+    """``timeout D`` (each attempt), ``timeout D total T`` or ``timeout total T`` (every attempt
+    and the waits between them, from the first attempt's scheduling): ``(D or None, T or None)``."""
+    text = ll.text
+    first, start, stop = word(text, end, "")
+    per_attempt = None
+    if first != "total":
+        found = re.search(r"\s+total(?![A-Za-z0-9_])", text[start:])
+        cut = start + found.start() if found else len(text)
+        per_attempt = positive_duration(p, replace(ll, text=text[:cut]), end, "timeout")
+        if per_attempt is None or found is None:
+            return None if per_attempt is None else (per_attempt, None)
+        stop = start + found.end()
+    total = positive_duration(p, ll, stop, "total timeout")
+    return None if total is None else (per_attempt, total)
+
+
+def _with_defaults(p: Parser, fields: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A run or call step's clauses over the flow's ``defaults:`` (each clause replaces the default's
+    whole), with ``timeout`` split into ``timeout_ms`` and ``total_timeout_ms``."""
+    if kind in ("run", "call"):
+        fields = {**getattr(p, "step_defaults", {}), **fields}
+    if "timeout" in fields:
+        per_attempt, total = fields.pop("timeout")
+        if per_attempt is not None:
+            fields["timeout_ms"] = per_attempt
+        if total is not None:
+            fields["total_timeout_ms"] = total
+    return fields
+
+
+def parse_defaults(p: Parser, node: Node, end: int) -> None:
+    """``defaults:`` and its block of ``timeout``, ``retry`` and ``no retry on`` clauses: what every
+    run and call step of the flow has unless it gives that clause itself. Before the first step."""
+    ll = node.line
+    p.bare_opener(ll, end, "defaults")
+    if p.depth:
+        return p.error_at(ll, 0, "'defaults:' belongs at the top of the flow, with the inputs")
+    if p.started:
+        return p.error_at(ll, 0, "'defaults:' must come before the first step, with the inputs")
+    if getattr(p, "defaults_line", None) is not None:
+        return p.error_at(ll, 0, f"'defaults:' is given twice (first at line {p.defaults_line})")
+    p.defaults_line = ll.line
+    if not node.children:
+        return p.error_at(ll, 0, "'defaults:' needs an indented block of step clauses, e.g. retry 3 every 1s")
+    fields: dict[str, Any] = {}
+    seen: dict[str, int] = {}
+    for child in node.children:
+        kw, stop = first_word(child.line.text)
+        if child.children:
+            p.error_at(child.children[0].line, 0, f"unexpected indent: '{kw}' does not open a block")
+        if kw not in DEFAULTABLE:
+            p.error_at(child.line, 0, f"'{kw}' cannot be a default: 'defaults:' holds timeout, retry and "
+                       "no retry on (the clauses every run and call step may share)")
+        elif kw in seen:
+            p.error_at(child.line, 0, f"'{kw}' is given twice in 'defaults:' (first at line {seen[kw]})")
+        else:
+            seen[kw] = child.line.line
+            clause = CLAUSES[kw]
+            value = clause.parse(p, child.line, stop)
+            if value is not None:
+                fields[clause.field] = value
+    p.step_defaults = fields
+    return None
 
 
 CLAUSES: dict[str, Clause] = {
@@ -437,9 +609,14 @@ CLAUSES: dict[str, Clause] = {
     "call": Clause("call", _call, ("call",)),
     "wait": Clause("wait", _wait, ("wait",)),
     "flow": Clause("flow", _child_flow, ("flow",)),
-    "timeout": Clause("timeout_ms", lambda p, ll, end: positive_duration(p, ll, end, "timeout"), ("run", "call")),
+    "timeout": Clause("timeout", _timeout, ("run", "call")),
     "retry": Clause("retry", _retry, ("run", "call")),
+    "no": Clause("no_retry", _no_retry_clause, ("run", "call")),  # no retry on exit 2 / error "T"
     "stdin": Clause("stdin", _stdin, ("run",)),
     "undo": Clause("undo", _undo, ("run", "call")),
+    "env": Clause("env", lambda p, ll, end: _value_clause(p, ll, end, "env", 'env {"LANG": "C"}'), ("run", "call")),
+    "cwd": Clause("cwd", lambda p, ll, end: _value_clause(p, ll, end, "cwd", 'cwd "work"'), ("run",)),
+    "heartbeat": Clause("heartbeat_ms", lambda p, ll, end: positive_duration(p, ll, end, "heartbeat"), ("run", "call")),
+    "concurrency": Clause("concurrency", concurrency_bound, ("run", "call")),
     "input": Clause("input", _child_input, ("flow",)),
 }

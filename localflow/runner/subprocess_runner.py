@@ -22,14 +22,17 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Union
 
 from localflow.core.jsonvalue import MAX_DEPTH, check_value
 from localflow.errors import InvalidValue, UnsafePath
+from localflow.core import secrets
+from localflow.runner import environment
 from localflow.store import safe
 from localflow.supervisor.defaults import DEFAULT_GRACE_S  # one default for the CLI and the runner
+from localflow.runner.heartbeats import DETAILS_VAR, FD_VAR, HeartbeatPipe, details_env, interval_text
 from localflow.runner.proctree import (
     TAG_VAR,
     attempt_tag,
@@ -57,6 +60,13 @@ class AttemptSpec:
     grace_s: float = DEFAULT_GRACE_S
     var_dir: Union[Path, None] = None  # below it no symlink is followed (default: the home's var/)
     call: Any = None  # {"target", "kwargs"} of a call step: run by a worker (runner/workers.py), not spawned
+    heartbeat_ms: Union[int, None] = None  # no heartbeat for this long: stopped, failed as a timeout
+    heartbeat_details: Any = None  # the step's last recorded heartbeat details, handed to the attempt
+    env: Any = None  # the step's `env` clause ({name: text}, secrets as references)
+    step_cwd: Any = None  # the step's `cwd` clause, relative to the home (``cwd``)
+    secrets: Any = None  # the secret names its references may name (runner/environment.py fills them in)
+    # called with each heartbeat's details (checked JSON), from the thread that waits for the attempt
+    on_heartbeat: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.var_dir is None:
@@ -128,14 +138,20 @@ class RunningAttempt:
         self._cancelled = threading.Event()
         self._cancel_reason = ("interrupted", "stopped: the executor shut down while it ran")
         self._started = time.monotonic()
-        env = dict(os.environ)
-        env.update(
+        # The allowlisted environment, the step's env with its secrets, its folder (runner/environment.py);
+        # a missing secret or a bad cwd raises SpawnRefused before anything is opened.
+        secret_values = environment.secret_values(spec.secrets)
+        workdir = environment.working_dir(spec.cwd, spec.step_cwd)
+        env = environment.step_environment(spec.env, secret_values, dict(
             LF_WORKFLOW_ID=spec.workflow_id,
             LF_STEP=spec.step,
             LF_ATTEMPT=str(spec.attempt),
             LF_IDEMPOTENCY_KEY=spec.idempotency_key,
-        )
+        ))
         env[TAG_VAR] = spec.attempt_tag
+        # heartbeats: a pipe whose write end the process gets as LF_HEARTBEAT_FD (runner/heartbeats.py)
+        env.pop(DETAILS_VAR, None)
+        env.update(details_env(spec.heartbeat_details))
         # The three files are opened under var/ without following any symlink, and stdout and
         # stderr stay open so the outcome is read from what the process wrote, not from a path.
         with safe.directory(spec.var_dir, spec.stdout_path.parent, create=True) as logs:
@@ -145,25 +161,36 @@ class RunningAttempt:
             except BaseException:
                 self._close_logs()
                 raise
+        self._beats: Union[HeartbeatPipe, None] = None
+        feed: Union[int, None] = None  # stdin with its secrets filled in, when it names any
         try:
             try:
-                safe.write_all(stdin, json.dumps(spec.stdin).encode("utf-8"))
+                self._beats = HeartbeatPipe(spec.on_heartbeat, self._note)
+                env[FD_VAR] = str(self._beats.write_fd)
+                safe.write_all(stdin, json.dumps(spec.stdin).encode("utf-8"))  # the .in log: references only
                 os.lseek(stdin, 0, os.SEEK_SET)
+                feed = _secret_stdin(spec.stdin, secret_values)  # the values, never on disk
                 self.process = subprocess.Popen(
-                    [str(a) for a in spec.argv],
-                    stdin=stdin,
+                    [str(a) for a in environment.resolve(spec.argv, secret_values)],
+                    stdin=stdin if feed is None else feed,
                     stdout=self._out,
                     stderr=self._err,
-                    cwd=spec.cwd,
+                    cwd=workdir,
                     env=env,
                     start_new_session=True,
                     close_fds=True,
+                    pass_fds=(self._beats.write_fd,),
                 )
             finally:
                 os.close(stdin)
+                if feed is not None:
+                    os.close(feed)
         except BaseException:
+            if self._beats is not None:
+                self._beats.close()
             self._close_logs()
             raise
+        self._beats.started()
         self.pid = self.process.pid
         self.pgid = self.pid
         self.proc_start = process_start_time(self.pid)
@@ -177,7 +204,13 @@ class RunningAttempt:
         try:
             return self._wait()
         finally:
+            self._beats.drain()  # the last heartbeats reach on_heartbeat before the outcome is returned
+            self._beats.close()
             self._close_logs()
+
+    def _note(self, text: str) -> None:
+        """A line of LocalFlow's own in the attempt's .err log (a heartbeat it ignored)."""
+        os.write(self._err, text.encode("utf-8", "replace"))
 
     def _close_logs(self) -> None:
         for fd in (self._out, self._err):
@@ -196,12 +229,28 @@ class RunningAttempt:
             if remaining <= 0:
                 self._stop_group()
                 return self._failed("timeout", f"timed out after {self.spec.timeout_ms / 1000:g}s")
-            try:
-                code = self.process.wait(timeout=min(remaining, 0.2))
-            except subprocess.TimeoutExpired:
-                continue
+            quiet = self._heartbeat_left()
+            if quiet <= 0:
+                self._stop_group()
+                return self._failed("timeout", f"no heartbeat for {interval_text(self.spec.heartbeat_ms)}")
+            if not self._beats.eof:  # heartbeats as they come; end-of-file comes when the process ends
+                self._beats.pump(min(remaining, quiet, 0.2))
+                code = self.process.poll()
+                if code is None:
+                    continue
+            else:
+                try:
+                    code = self.process.wait(timeout=min(remaining, quiet, 0.2))
+                except subprocess.TimeoutExpired:
+                    continue
             self._kill_leftovers()
             return self._finished(code)
+
+    def _heartbeat_left(self) -> float:
+        """Seconds until the `heartbeat` timeout (from the start, then from each heartbeat)."""
+        if not self.spec.heartbeat_ms:
+            return float("inf")
+        return self._beats.last + self.spec.heartbeat_ms / 1000 - time.monotonic()
 
     def _stop_group(self) -> None:
         # One SIGTERM each (a second may cut a graceful exit short); the group alone where nothing
@@ -298,8 +347,36 @@ def _reported_error(stdout: int) -> dict:
 
 def spawn_failure(spec: AttemptSpec, exc: Exception) -> AttemptOutcome:
     """The outcome of an attempt whose program could not be started at all."""
-    message = f"could not start {spec.argv[0]!r}: {getattr(exc, 'strerror', None) or exc}"
+    if isinstance(exc, environment.SpawnRefused):  # a missing secret, a bad cwd: its own words
+        return AttemptOutcome(False, error={"kind": "spawn", "message": str(exc), "exit_code": None})
+    what = spec.argv[0] if spec.argv else (spec.call or {}).get("target")
+    message = f"could not start {what!r}: {getattr(exc, 'strerror', None) or exc}"
     return AttemptOutcome(False, error={"kind": "spawn", "message": message, "exit_code": None})
+
+
+def _secret_stdin(stdin: Any, values: dict) -> Union[int, None]:
+    """When the stdin value references a secret: a file descriptor that reads it with the values filled
+    in, held in memory only (memfd, or a pipe fed by a thread); None when it references none."""
+    if not values or not (secrets.names_in(stdin) & set(values)):
+        return None
+    data = json.dumps(environment.resolve(stdin, values)).encode("utf-8")
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("lf-stdin", os.MFD_CLOEXEC)
+        safe.write_all(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+    read_end, write_end = os.pipe()
+
+    def feed() -> None:
+        try:
+            safe.write_all(write_end, data)
+        except OSError:
+            pass  # the process ended without reading it all
+        finally:
+            os.close(write_end)
+
+    threading.Thread(target=feed, name="lf-stdin", daemon=True).start()
+    return read_end
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -38,8 +38,10 @@ import time
 from pathlib import Path
 from typing import Any, Union
 
+from localflow.runner.heartbeats import check_details, details_env, interval_text
 from localflow.runner.proctree import kill_attempt, process_start_time, terminate_attempt
 from localflow.runner.subprocess_runner import AttemptOutcome, AttemptSpec, _open_logs, kill_orphaned_attempt
+from localflow.runner import environment
 from localflow.store import safe
 from localflow import worker as protocol
 
@@ -58,7 +60,7 @@ class Worker:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "localflow.worker", str(theirs.fileno()), str(flows_dir), str(lifeline)],
                 cwd=cwd, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), lifeline), start_new_session=True,
-                env={**os.environ, "PYTHONPATH": _localflow_path()},
+                env={**environment.inherited(), "PYTHONPATH": _localflow_path()},  # the allowlist, as run steps
             )
         except BaseException:
             ours.close()
@@ -216,12 +218,15 @@ class RunningCall:
         self.pool, self.spec = pool, spec
         self._cancelled = threading.Event()
         self._cancel_reason = ("interrupted", "stopped: the executor shut down while it ran")
+        values = environment.secret_values(spec.secrets)  # a missing secret: SpawnRefused, nothing opened
         with safe.directory(spec.var_dir, spec.stdout_path.parent, create=True) as logs:
             self._out, self._err = _open_logs(logs, spec)
-        message = {"op": "call", "target": spec.call["target"], "kwargs": spec.call.get("kwargs") or {},
-                   "env": {"LF_WORKFLOW_ID": spec.workflow_id, "LF_STEP": spec.step,
+        message = {"op": "call", "target": spec.call["target"],
+                   "kwargs": environment.resolve(spec.call.get("kwargs") or {}, values),
+                   "env": {**{str(k): str(environment.resolve(v, values)) for k, v in (spec.env or {}).items()},
+                           "LF_WORKFLOW_ID": spec.workflow_id, "LF_STEP": spec.step,
                            "LF_ATTEMPT": str(spec.attempt), "LF_IDEMPOTENCY_KEY": spec.idempotency_key,
-                           "LF_ATTEMPT_TAG": spec.attempt_tag}}
+                           "LF_ATTEMPT_TAG": spec.attempt_tag, **details_env(spec.heartbeat_details)}}
         try:
             for tries_left in range(pool.size + 1, 0, -1):
                 self.worker = pool.acquire()
@@ -240,16 +245,32 @@ class RunningCall:
         self.pgid = self.worker.pgid
         self.proc_start = self.worker.proc_start
         self._replies: queue.Queue = queue.Queue()
+        self._last_beat = self._started  # the `heartbeat` timeout counts from here, then from each heartbeat
         threading.Thread(target=self._read, name=f"lf-call-{spec.step}", daemon=True).start()
 
     def _read(self) -> None:
-        try:
-            reply, fds = protocol.receive(self.worker.sock)
-            for fd in fds:
-                os.close(fd)
-        except (OSError, ValueError):
-            reply = None
-        self._replies.put(reply)
+        while True:
+            try:
+                reply, fds = protocol.receive(self.worker.sock)
+                for fd in fds:
+                    os.close(fd)
+            except (OSError, ValueError):
+                reply = None
+            if isinstance(reply, dict) and reply.get("op") == "heartbeat":
+                self._heartbeat(reply.get("details"))
+                continue
+            self._replies.put(reply)
+            return
+
+    def _heartbeat(self, details: Any) -> None:
+        """``{"op": "heartbeat", "details": ...}`` from the call: alive, and its progress if any."""
+        self._last_beat = time.monotonic()
+        if details is None or self.spec.on_heartbeat is None:
+            return
+        try:  # (the worker checked them already; a bad one is dropped, never fatal)
+            self.spec.on_heartbeat(check_details(details))
+        except Exception:  # noqa: BLE001
+            pass
 
     def cancel(self, kind: str = "interrupted", message: str = "stopped: the executor shut down while it ran") -> None:
         self._cancel_reason = (kind, message)
@@ -263,8 +284,13 @@ class RunningCall:
             if remaining <= 0:
                 self.pool.discard(self.worker, self.spec.grace_s, self.spec.attempt_tag)
                 return self._failed("timeout", f"timed out after {self.spec.timeout_ms / 1000:g}s")
+            quiet = (self._last_beat + self.spec.heartbeat_ms / 1000 - time.monotonic()
+                     if self.spec.heartbeat_ms else float("inf"))
+            if quiet <= 0:
+                self.pool.discard(self.worker, self.spec.grace_s, self.spec.attempt_tag)
+                return self._failed("timeout", f"no heartbeat for {interval_text(self.spec.heartbeat_ms)}")
             try:
-                reply = self._replies.get(timeout=remaining)
+                reply = self._replies.get(timeout=min(remaining, quiet))
             except queue.Empty:
                 continue
             if reply is _CANCELLED:

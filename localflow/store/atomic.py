@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from pathlib import Path
 from typing import Union
 
@@ -62,7 +63,8 @@ def ensure_dir(path: Path, anchor: Union[Path, None] = None) -> None:
 
 def write_atomic(path: Path, data: bytes, anchor: Path) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old file or the new, never half."""
-    tmp = f"{path.name}.{os.getpid()}{TMP_SUFFIX}"
+    # unique per process and thread: two threads writing the same file must not share a temp file
+    tmp = f"{path.name}.{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}"
     try:
         with safe.directory(anchor, path.parent) as dir_fd:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,

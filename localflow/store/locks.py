@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
 
-from localflow.errors import LocalFlowError
+from localflow.errors import LocalFlowError, WorkflowNotFound
 from localflow.store import safe
 from localflow.store.atomic import FILE_MODE, storage_error
 
@@ -48,6 +48,8 @@ def hold(path: Path, timeout: float = LOCK_TIMEOUT_S, anchor: Union[Path, None] 
         # read-only: flock needs no write access, and closing a read-only descriptor is no
         # close-after-write event for the supervisor's watcher to wake up for
         fd = safe.open_file(anchor, path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except FileNotFoundError:  # no such workflow directory: nothing is created for it
+        raise WorkflowNotFound(path.parent.name) from None
     except OSError as exc:
         raise storage_error("lock", path, exc) from None
     try:

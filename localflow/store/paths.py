@@ -9,6 +9,7 @@
     var/timers/<fire_at_ms:013d>-<id>-<n>   timer markers: sorted names are the schedule
     var/requests/{done,rejected}/           processed *.start.json requests
     var/registry/<Name>.json                flows the supervisor has registered
+    var/schedules/<name>.json               schedules: definition and state (localflow/schedules.py)
     var/supervisor.lock, supervisor.json    the one-supervisor lock and who holds it
 
 It computes paths and validates workflow ids; it never touches the disk.
@@ -89,6 +90,10 @@ class Paths:
     @cached_property
     def registry_dir(self) -> Path:
         return self.var_dir / "registry"
+
+    @cached_property
+    def schedules_dir(self) -> Path:
+        return self.var_dir / "schedules"
 
     @cached_property
     def supervisor_lock(self) -> Path:

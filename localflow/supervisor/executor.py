@@ -16,7 +16,9 @@ world match it.
   cancelled workflow) is stopped: SIGTERM to its group, grace, SIGKILL;
 - a child flow the history started is created (id ``<parent>.<step>``) and its
   outcome is recorded in the parent when it ends; a parent that no longer
-  wants a child cancels it.
+  wants a child cancels it; a terminated parent terminates its running children;
+- a terminated workflow's running attempts are killed (recorded as ``cancelled``) and its
+  timers never fire.
 
 Each attempt runs on its own thread, which starts the process, appends
 ActivityStarted and then the outcome, and marks the workflow dirty; deciding
@@ -30,10 +32,11 @@ import threading
 from typing import Callable, Iterable, Union
 
 from localflow.core import events as ev
-from localflow.core.state import Attempt, StepState, WorkflowState
+from localflow.core.state import TERMINATED, Attempt, StepState, WorkflowState
 from localflow.engine import Engine, Transaction
-from localflow.errors import LocalFlowError, WorkflowExists, WorkflowNotFound
+from localflow.errors import LocalFlowError, WorkflowExists, WorkflowFinished, WorkflowNotFound
 from localflow.runner.local import LocalRunner
+from localflow.supervisor.admission import Admission
 from localflow.runner.proctree import attempt_tag
 from localflow.runner.subprocess_runner import (
     DEFAULT_GRACE_S,
@@ -43,6 +46,7 @@ from localflow.runner.subprocess_runner import (
     spawn_failure,
 )
 from localflow.store.paths import TimerMarker
+from localflow.supervisor.heartbeats import HeartbeatRecorder, final_heartbeat
 from localflow.supervisor.wakeups import Wakeups
 
 EventSink = Callable[[str, list], None]
@@ -59,6 +63,7 @@ class Executor:
         grace_s: float = DEFAULT_GRACE_S,
         runner: Union[Runner, None] = None,
         workers: int = 0,
+        max_activities: int = 0,
         wakeups: Union[Wakeups, None] = None,
         waiter: Union[Callable[[threading.Condition, float, float], object], None] = None,
     ) -> None:
@@ -67,6 +72,10 @@ class Executor:
         self.paths = engine.paths
         # `run` steps as subprocesses, `call` steps on a pool of ``workers`` Python processes
         self.runner = runner if runner is not None else LocalRunner(engine.paths.home, workers)
+        self.admission = Admission(max_activities)  # concurrency bounds (supervisor/admission.py)
+        # An attempt's own thread carries out what its outcome led to (one transaction less a step);
+        # a harness that runs one thread at a time (tests/golden/make_histories.py) turns it off.
+        self.carry_out_from_attempts = True
         self.wakeups = wakeups if wakeups is not None else Wakeups(engine.paths)
         # How to wait for work: the clock's own wait when it has one (a virtual clock skips ahead).
         self._waiter = waiter or getattr(engine.clock, "wait", None) or (lambda cond, seconds, _: cond.wait(seconds))
@@ -256,9 +265,9 @@ class Executor:
             wanted = state.wanted(state.steps[step])
             if self._is_running(workflow_id, step, attempt.number):
                 if not wanted:
-                    self._cancel_running(workflow_id, step, attempt.number)
+                    self._cancel_running(workflow_id, step, attempt.number, state.status == TERMINATED)
             elif attempt.pid is None and wanted and key not in self._launched:
-                self._start(workflow_id, step, attempt)
+                self._admit(state, step, attempt)
         for child in state.pending_children():
             self._carry_out_child(state, child)
         if state.terminal and state.parent:
@@ -274,11 +283,12 @@ class Executor:
         self._append(workflow_id, if_still_pending)
         self.mark_dirty(workflow_id)  # what it decided next is carried out by the next reconcile
 
-    def _cancel_running(self, workflow_id: str, step: str, number: int) -> None:
+    def _cancel_running(self, workflow_id: str, step: str, number: int, terminated: bool = False) -> None:
         with self._guard:
             running = self._running.get((workflow_id, step, number))
         if running is not None:
-            running.cancel("cancelled", "cancelled: the workflow no longer needs it")
+            running.cancel("cancelled", "killed: the workflow was terminated" if terminated
+                           else "cancelled: the workflow no longer needs it")
 
     def _carry_out_child(self, state: WorkflowState, child: StepState) -> None:
         """Start a child workflow the history asks for, or pass a cancellation down to it."""
@@ -302,7 +312,14 @@ class Executor:
             self.log(f"{state.workflow_id}: started child workflow {child.child_id} ({flow})")
             self.mark_dirty(child.child_id)
             return
-        if not state.wanted(child) and not child_state.terminal and child_state.cancel_requested is None:
+        if state.status == TERMINATED and not child_state.terminal:
+            # A terminated parent terminates its running children (Temporal's default parent-close policy)
+            try:
+                self.engine.terminate(child.child_id, f"its parent {state.workflow_id} was terminated")
+            except WorkflowFinished:
+                pass  # it ended meanwhile
+            self.mark_dirty(child.child_id)
+        elif not state.wanted(child) and not child_state.terminal and child_state.cancel_requested is None:
             self.engine.cancel(child.child_id, f"its parent {state.workflow_id} no longer needs it")
             self.mark_dirty(child.child_id)  # our own append: a hint would find nothing changed
         elif not child_state.terminal:
@@ -323,11 +340,38 @@ class Executor:
         with self._guard:
             return (workflow_id, step, number) in self._running
 
-    def _start(self, workflow_id: str, step: str, attempt: Attempt) -> None:
+    def _admit(self, state: WorkflowState, step: str, attempt: Attempt) -> None:
+        """Start the attempt if its concurrency bounds have room; else it waits (recorded once)."""
+        key = (state.workflow_id, step, attempt.number)
+        admitted = self.admission.admit(key, attempt.scheduled_at, self.admission.bounds_for(state, step))
+        if admitted is True:
+            if not self._start(state.workflow_id, step, attempt, waited=attempt.queued_at is not None):
+                self.admission.release(key)
+            return
+        if attempt.queued_at is None:
+            queued = ev.ActivityQueued(step=step, attempt=attempt.number, waiting_for=admitted)
+            self._record(state.workflow_id, step, attempt.number, [queued])
+
+    def _grant_waiting(self) -> None:
+        """Start the waiting attempts that now fit (each still pending and wanted), in their order."""
+        for key in self.admission.granted():
+            workflow_id, step, number = key
+            started = False
+            try:
+                state = self.engine.state_of(workflow_id)
+                current = state.steps.get(step)
+                if current is not None and state.attempt_pending(step, number) and state.wanted(current):
+                    started = self._start(workflow_id, step, current.last, waited=True)
+            except LocalFlowError as exc:
+                self.log(f"{workflow_id}: {step} attempt {number} could not start: {exc}")
+            if not started:
+                self.admission.release(key)
+
+    def _start(self, workflow_id: str, step: str, attempt: Attempt, waited: bool = False) -> bool:
         key = (workflow_id, step, attempt.number)
         with self._guard:  # checked and taken at once: two threads may carry out the same state
             if key in self._launched or key in self._running:
-                return
+                return False
             self._running[key] = None
             self._launched.add(key)
         spec = AttemptSpec(
@@ -344,13 +388,22 @@ class Executor:
             grace_s=self.grace_s,
             var_dir=self.paths.var_dir,
             call=attempt.call,
+            heartbeat_ms=attempt.heartbeat_ms,
+            heartbeat_details=attempt.handed_details,  # the step's last recorded details (decide put them there)
+            on_heartbeat=HeartbeatRecorder(
+                lambda events: self._record(workflow_id, step, attempt.number, events), step, attempt.number,
+                handed=attempt.handed_details),
+            env=attempt.env,
+            step_cwd=attempt.cwd,
+            secrets=attempt.secrets,
         )
-        thread = threading.Thread(target=self._attempt, args=(key, spec), name=f"lf-{step}-{attempt.number}",
-                                  daemon=True)
+        thread = threading.Thread(target=self._attempt, args=(key, spec, waited),
+                                  name=f"lf-{step}-{attempt.number}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
+        return True
 
-    def _attempt(self, key: _Key, spec: AttemptSpec) -> None:
+    def _attempt(self, key: _Key, spec: AttemptSpec, waited: bool = False) -> None:
         workflow_id, step, number = key
         recorded = None
         try:
@@ -363,9 +416,10 @@ class Executor:
                     self._running[key] = running
                 if self._stopping.is_set():  # stop() came while it was being spawned
                     running.cancel()
-                if spec.call is None:
+                if spec.call is None or waited:
                     # (a call's worker is ours and dies with this process, and what the call spawns carries
-                    # the attempt's tag: nothing to find by pid after a crash, so no append, no fsync)
+                    # the attempt's tag: nothing to find by pid after a crash, so no append, no fsync;
+                    # unless it waited for room: then its start shows when the wait ended)
                     started = ev.ActivityStarted(step=step, attempt=number, pid=running.pid, pgid=running.pgid,
                                                  proc_start=running.proc_start)
                     self._record(workflow_id, step, number, [started])
@@ -376,14 +430,15 @@ class Executor:
             else:
                 done = ev.ActivityFailed(step=step, attempt=number, error=outcome.error,
                                          duration_ms=outcome.duration_ms)
-            recorded = self._record(workflow_id, step, number, [done])
+            last_beat = final_heartbeat(spec.on_heartbeat)  # the attempt's last details, if not yet recorded
+            recorded = self._record(workflow_id, step, number, [*last_beat, done])
             if recorded is None and outcome.ok:
                 # the result could not be stored (not JSON-able, too large): a failed attempt instead
                 error = {"kind": "output", "message": "the result could not be recorded", "exit_code": None}
                 recorded = self._record(workflow_id, step, number, [
-                    ev.ActivityFailed(step=step, attempt=number, error=error, duration_ms=outcome.duration_ms)])
+                    *last_beat, ev.ActivityFailed(step=step, attempt=number, error=error, duration_ms=outcome.duration_ms)])
             if recorded is not None and recorded.appended and not recorded.state.terminal \
-                    and not self._stopping.is_set():
+                    and self.carry_out_from_attempts and not self._stopping.is_set():
                 # Carry out what the outcome led to (the next step) here, at once, rather than in
                 # another transaction of the loop's: its state is the one just recorded. (Before this
                 # attempt leaves the running set, so a virtual clock never sees a gap to skip.)
@@ -396,8 +451,13 @@ class Executor:
         finally:
             with self._guard:
                 self._running.pop(key, None)
+            self.admission.release(key)
+            if not self._stopping.is_set():
+                self._grant_waiting()
             if recorded is None:  # the loop reconciles it (a failed record, the end, a shutdown)
                 self.mark_dirty(workflow_id)
+            else:
+                self._wake_up_loop()  # nothing runs any more, maybe: a virtual clock may move on
 
     def _record(self, workflow_id: str, step: str, number: int, events: list[ev.Event]) -> Union[Transaction, None]:
         def only_if_pending(state: WorkflowState) -> Iterable[ev.Event]:

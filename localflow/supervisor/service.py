@@ -6,7 +6,8 @@ and reconcile every unfinished workflow: orphaned activity processes are killed
 and retried, overdue timers fire, the rest continues.
 
 Loop: wait for a hint (watchdog), a due timer, or the rescan period; debounce;
-reconcile what changed; process the drop folder. A periodic rescan catches
+reconcile what changed; process the drop folder; start due schedule slots
+(localflow/schedules.py, then a wake-up at the next slot). A periodic rescan catches
 whatever the filesystem events missed. Stop (Ctrl-C / SIGTERM): stop
 watching, stop running attempts (recorded as interrupted, retried at the next
 start), release the lock.
@@ -33,6 +34,7 @@ from localflow.store.creation import sweep_staging
 from localflow.supervisor.defaults import DEFAULT_RESCAN_S
 from localflow.supervisor.dropfolder import DropFolder
 from localflow.listing import note_settled
+from localflow.schedules import Scheduler
 from localflow.supervisor.executor import Executor
 from localflow.supervisor.loop import drive
 from localflow.supervisor.watch import Hints, start_observer
@@ -118,13 +120,15 @@ def supervisor_running(engine: Engine) -> Union[str, None]:
 
 class Supervisor:
     def __init__(self, engine: Engine, log: Callable[[str], None], rescan_s: float = DEFAULT_RESCAN_S,
-                 grace_s: float = 5.0, workers: int = 0) -> None:
+                 grace_s: float = 5.0, workers: int = 0, max_activities: int = 0) -> None:
         self.engine = engine
         self.paths = engine.paths
         self.log = log
         self.rescan_s = rescan_s
-        self.executor = Executor(engine, on_events=self._log_events, log=log, grace_s=grace_s, workers=workers)
+        self.executor = Executor(engine, on_events=self._log_events, log=log, grace_s=grace_s, workers=workers,
+                                 max_activities=max_activities)
         self.drops = DropFolder(engine, log, on_started=self.executor.mark_dirty)
+        self.schedules = Scheduler(engine, log, on_started=self.executor.mark_dirty)  # var/schedules/
         self._dropped: set[Path] = set()
         self._drop_guard = threading.Lock()
         self._finished: set[str] = set()
@@ -140,16 +144,19 @@ class Supervisor:
                 sweep_tmp(directory)
             for name in sweep_staging(self.paths.workflows_dir):
                 self.log(f"removed {name}: a workflow creation that never finished")
-            hints = Hints(self.paths, self.executor.hint, self._on_marker, self._on_drop, self.log)
+            self.schedules.prepare()  # var/schedules/ exists before the observer looks for it
+            hints = Hints(self.paths, self.executor.hint, self._on_marker, self._on_drop, self.log,
+                          on_schedule=self._on_schedule)
             observer = start_observer(self.paths, hints)
             warm = getattr(self.executor.runner, "warm", None)
             if warm is not None:
                 warm()  # the worker pool for `call` steps starts with the supervisor
             self._scan_drops(startup=True)
             self._rescan(startup=True)
+            self.schedules.rescan()
             # Said once the startup scan is done: a flow dropped from now on is new, and starts.
             self.log(f"supervising {self.engine.display(self.paths.var_dir)} in {self.paths.home} (pid {os.getpid()})")
-            drive(self.executor, self._reconcile, until=stop.is_set, every_pass=self._process_drops,
+            drive(self.executor, self._reconcile, until=stop.is_set, every_pass=self._every_pass,
                   periodic=self._periodic, period_s=self.rescan_s)
         finally:
             if observer is not None:
@@ -170,6 +177,24 @@ class Supervisor:
         with self._drop_guard:
             self._dropped.add(path)
         self.executor.mark_dirty("")  # wake the loop; "" is not a workflow id
+
+    def _on_schedule(self, name: str) -> None:
+        self.schedules.hint(name)
+        self.executor.mark_dirty("")  # wake the loop
+
+    def _every_pass(self) -> None:
+        self._process_drops()
+        self._process_schedules()
+
+    def _process_schedules(self) -> None:
+        """Start due schedule slots, then sleep until the next one (a wake-up; the file is the record)."""
+        try:
+            self.schedules.process()
+        except Exception as exc:  # never stops the supervisor (each schedule already guards itself)
+            self.log(f"schedules: {exc}")
+        next_at = self.schedules.next_at()
+        if next_at is not None:
+            self.executor.schedule_wakeup("", next_at)
 
     def _process_drops(self) -> None:
         with self._drop_guard:
@@ -203,6 +228,7 @@ class Supervisor:
     def _periodic(self) -> None:
         self._rescan()
         self._scan_drops()
+        self.schedules.rescan()
 
     def _rescan(self, startup: bool = False) -> None:
         """Catch what file events missed: at start every unfinished workflow is reconciled (orphans,

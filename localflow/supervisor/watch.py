@@ -21,7 +21,7 @@ A handler exception is logged and swallowed so it can never kill the observer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -48,8 +48,11 @@ class Hints(FileSystemEventHandler):
         on_timer: Callable[[str, int], None],
         on_drop: Callable[[Path, bool], None],  # (path, arrived by rename)
         log: Callable[[str], None],
+        on_schedule: Union[Callable[[str], None], None] = None,  # a var/schedules/<name>.json was written
     ) -> None:
         self.paths = paths
+        self._schedules = str(paths.schedules_dir)
+        self.on_schedule = on_schedule
         self._timers = str(paths.timers_dir)
         self._flows = str(paths.flows_dir)
         self._workflows = str(paths.workflows_dir)
@@ -79,6 +82,9 @@ class Hints(FileSystemEventHandler):
         elif parent == self._flows:
             if name.endswith(".flow") or name.endswith(".start.json"):
                 self.on_drop(Path(parent, name), moved)
+        elif parent == self._schedules:
+            if name.endswith(".json") and not is_directory and self.on_schedule is not None:
+                self.on_schedule(name[:-len(".json")])
         elif parent == self._workflows:
             if is_directory:
                 self.on_workflow(name)
@@ -94,6 +100,8 @@ def start_observer(paths: Paths, hints: Hints) -> Observer:
     observer.schedule(hints, str(paths.timers_dir), recursive=False, event_filter=_WANTED)
     if paths.flows_dir.is_dir():
         observer.schedule(hints, str(paths.flows_dir), recursive=False, event_filter=_WANTED)
+    if hints.on_schedule is not None and paths.schedules_dir.is_dir() and not paths.schedules_dir.is_symlink():
+        observer.schedule(hints, str(paths.schedules_dir), recursive=False, event_filter=_WANTED)
     observer.daemon = True
     observer.start()
     return observer

@@ -90,9 +90,11 @@ class SerialExecutor(Executor):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._thread_of: dict[tuple, object] = {}
+        self.carry_out_from_attempts = False  # one thread at work at a time: the loop carries out
 
-    def _start(self, workflow_id, step, attempt) -> None:
-        super()._start(workflow_id, step, attempt)
+    def _start(self, workflow_id, step, attempt, waited=False) -> bool:
+        if not super()._start(workflow_id, step, attempt, waited):
+            return False  # already started (two threads may carry out the same state)
         key, thread = (workflow_id, step, attempt.number), self._threads[-1]
         self._thread_of[key] = thread
         limit = time.monotonic() + 10
@@ -100,9 +102,10 @@ class SerialExecutor(Executor):
             thread.join(0.0005)
             if time.monotonic() > limit:
                 raise RuntimeError(f"attempt {key} neither ended nor parked")
+        return True
 
-    def _cancel_running(self, workflow_id, step, number) -> None:
-        super()._cancel_running(workflow_id, step, number)
+    def _cancel_running(self, workflow_id, step, number, *more) -> None:
+        super()._cancel_running(workflow_id, step, number, *more)
         thread = self._thread_of.pop((workflow_id, step, number), None)
         if thread is not None:
             thread.join(10)
@@ -333,6 +336,35 @@ def cancel() -> dict[str, bytes]:
     return {"cancel.ok.jsonl": lines(world.records(workflow_id))}
 
 
+def terminate() -> dict[str, bytes]:
+    """lf terminate: ended at once, no compensation; the running attempt is killed and recorded."""
+    world = World(lambda spec: succeed({"step": spec.step}))
+    workflow_id = world.start("Cancellable", "terminate-1")
+    world.settle(workflow_id)
+    world.clock.advance(HOUR)
+    world.engine.terminate(workflow_id, "stuck: the operator ended it")
+    world.run(workflow_id)
+    assert state_of(world, workflow_id).status == "terminated"
+    return {"terminate.ok.jsonl": lines(world.records(workflow_id))}
+
+
+def limits() -> dict[str, bytes]:
+    """A flow's concurrency 1: the second branch's step waits (ActivityQueued) while the first runs
+    and reports its progress (ActivityHeartbeat); then the workflow is cancelled."""
+    world = World(lambda spec: None if spec.step == "crunch" else succeed({"step": spec.step}))
+    workflow_id = world.start("Limited", "limits-1")
+    world.settle(workflow_id)
+    world.clock.advance(30_000)
+    world.engine.transact(workflow_id, lambda state: [
+        ev.ActivityHeartbeat(step="crunch", attempt=1, details={"done": 5, "of": 9})])
+    world.settle(workflow_id)
+    world.engine.cancel(workflow_id, "no longer needed")
+    world.run(workflow_id)
+    records = world.records(workflow_id)
+    assert {r["type"] for r in records} >= {"ActivityQueued", "ActivityHeartbeat", "WorkflowCancelled"}
+    return {"limits.ok.jsonl": lines(records)}
+
+
 def resume() -> dict[str, bytes]:
     """lf resume (localflow.repair.resume) after a plain failure, and after one that compensated."""
     fixed = []
@@ -404,7 +436,8 @@ def repairs() -> dict[str, bytes]:
     return out
 
 
-SCENARIOS = (activities, catches, control_flow, signals, children, compensation, workflow_timeout, cancel, resume,
+SCENARIOS = (activities, catches, control_flow, signals, children, compensation, workflow_timeout, cancel, terminate, limits,
+             resume,
              repairs)
 
 

@@ -45,10 +45,10 @@ CASES = [
     ("body not indented", "flow X\nsleep 1s\n", "2:1: statements must be indented under 'flow X'", 1),
     ("two flows", "flow X\n  sleep 1s\nflow Y\n", "3:1: only one flow per file", 1),
     ("unknown statement", "flow X\n  zap 1\n",
-     "2:3: unknown statement 'zap': expected one of input, timeout, step, set, sleep, if, parallel, race, for, "
+     "2:3: unknown statement 'zap': expected one of input, timeout, concurrency, defaults, step, set, sleep, if, parallel, race, for, "
      "fail, return", 3),
     ("misspelt statement", "flow X\n  slep 1s\n",
-     "2:3: unknown statement 'slep': expected one of input, timeout, step, set, sleep, if, parallel, race, for, "
+     "2:3: unknown statement 'slep': expected one of input, timeout, concurrency, defaults, step, set, sleep, if, parallel, race, for, "
      "fail, return; did you mean 'sleep'?", 3),
     ("block under sleep", "flow X\n  sleep 1s\n    sleep 2s\n",
      "3:5: unexpected indent: 'sleep' does not open a block", 5),
@@ -75,7 +75,7 @@ CASES = [
     ("duplicate step", "flow X\n" + STEP + STEP, "4:8: step 'a' is defined twice (first at line 2)", 8),
     ("step named like an input", "flow X\n  input a\n" + STEP, "3:8: step 'a' has the same name as an input (line 2)", 8),
     ("unknown clause", "flow X\n  step a:\n    run [\"x\"]\n    retries 3\n",
-     "4:5: unknown clause 'retries' in step 'a': expected one of run, timeout, retry, stdin, undo, catch; "
+     "4:5: unknown clause 'retries' in step 'a': expected one of run, timeout, retry, no retry on, stdin, undo, env, cwd, heartbeat, concurrency, catch; "
      "did you mean 'retry'?", 5),
     ("clause twice", "flow X\n  step a:\n    run [\"x\"]\n    timeout 1s\n    timeout 2s\n",
      "5:5: 'timeout' is given twice in step 'a' (first at line 4)", 5),
@@ -90,7 +90,7 @@ CASES = [
     ("bad retry count", "flow X\n  step a:\n    run [\"x\"]\n    retry many\n",
      "4:11: bad retry count 'many': write how many times to retry after the first attempt, e.g. retry 3", 11),
     ("unknown retry option", "flow X\n  step a:\n    run [\"x\"]\n    retry 3 wait 1s\n",
-     "4:13: unknown retry option 'wait': expected every, backoff or max", 13),
+     "4:13: unknown retry option 'wait': expected every, backoff, max or jitter", 13),
     ("retry option without value", "flow X\n  step a:\n    run [\"x\"]\n    retry 3 every\n",
      "4:13: 'every' needs a value, e.g. every 1s", 13),
     ("backoff below 1", "flow X\n  step a:\n    run [\"x\"]\n    retry 3 backoff 0.5x\n",

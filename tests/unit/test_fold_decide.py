@@ -120,6 +120,8 @@ def test_every_event_round_trips_through_its_record():
         started(),
         SCHEDULED_1,
         ev.ActivityStarted(step="reserve", attempt=1, pid=10, pgid=10, proc_start="123"),
+        ev.ActivityHeartbeat(step="reserve", attempt=1, details={"done": 3}),
+        ev.ActivityQueued(step="reserve", attempt=1, waiting_for="all activities (at most 4)"),
         ev.ActivityCompleted(step="reserve", attempt=1, result=[1, "a"], duration_ms=3),
         failed(1),
         ev.TimerStarted(timer=1, step="sleep-1", purpose="sleep", duration_ms=5, fire_at=1_764_000_000_123),
@@ -144,6 +146,7 @@ def test_every_event_round_trips_through_its_record():
         ev.WorkflowForked(origin={"workflow_id": "w0", "seq": 4}),
         ev.WorkflowImported(bundle={"exported_at": "2026-11-30T00:00:00.000Z"}),
         ev.TimeSkipped(skipped_ms=86_400_000),
+        ev.WorkflowTerminated(reason="terminated by the user"),
     ]
     for event in samples:
         event = event.__class__(**{**event.__dict__, "seq": 5, "ts": 1_764_000_000_456})

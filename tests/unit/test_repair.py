@@ -7,6 +7,8 @@ would reject is no repair.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from localflow import repair
@@ -177,11 +179,13 @@ def test_fork_at_a_running_attempt_retries_it_under_the_forks_own_key_and_leaves
     engine, executor, runner = make_world(script)
     wid = start(engine, CHARGE.replace("  timeout 1h\n", ""))
     executor.mark_dirty(wid)
-    executor.reconcile(wid)
-    for _ in range(50):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until charge runs (and hangs), its start recorded last
         executor.reconcile(wid)
-        if engine.state_of(wid).steps.get("charge") and engine.state_of(wid).steps["charge"].last.pid:
+        records = engine.store.read(wid).records
+        if records[-1]["type"] == "ActivityStarted" and records[-1]["step"] == "charge":
             break
+        time.sleep(0.01)
     origin = [dict(r) for r in engine.store.read(wid).records]
     at = origin[-1]["seq"]
     assert origin[-1]["type"] == "ActivityStarted" and origin[-1]["step"] == "charge"
