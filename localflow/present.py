@@ -13,7 +13,7 @@ from typing import Any
 from localflow.core import events as ev
 from localflow.core.frames import statement_at
 from localflow.core.state import label_of
-from localflow.core.timefmt import format_duration, to_iso
+from localflow.core.timefmt import format_duration, format_span, to_iso
 
 _MAX_VALUE = 120
 MAX_SHOWN_CHARS = 4000
@@ -143,7 +143,7 @@ def _describe(event: ev.Event) -> str:
     if isinstance(event, ev.WorkflowImported):
         return f"imported from {short_json(event.bundle)}: held until `lf resume`"
     if isinstance(event, ev.TimeSkipped):
-        return f"time skipped ahead {format_duration(event.skipped_ms)} (virtual clock)"
+        return f"time skipped ahead {format_span(event.skipped_ms)} (virtual clock)"
     return _describe_flow_event(event)
 
 

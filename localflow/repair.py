@@ -47,9 +47,6 @@ class RepairRefused(LocalFlowError):
     exit_code = 1
 
 
-_ABORTS = (ev.FailWorkflow, ev.StartCompensation)
-
-
 # --- resume ----------------------------------------------------------------------------
 
 
@@ -62,10 +59,12 @@ def resume(engine: Engine, workflow_id: str, flow_name: Union[str, None] = None,
         events = engine.load(workflow_id).events
         event = _resume_event(workflow_id, state, events, pinned, reason)
         if event.from_seq is not None:
-            trial = fold(events + [replace(event, seq=state.last_seq + 1, ts=state.updated_at + 1)])
-            first = decide(trial)
-            if first and isinstance(first[0], _ABORTS):
-                message = (first[0].reason if isinstance(first[0], ev.StartCompensation) else first[0].error) or {}
+            # Everything the resume would decide at once, as the engine will: none of it may be a failure
+            # (in any branch: a child the failure cancelled would fail the workflow again just as well).
+            trial, _ = _decided(events, [event], state.updated_at + 1)
+            again = [e for e in trial[len(events):] if isinstance(e, (ev.WorkflowFailed, ev.CompensationStarted))]
+            if again:
+                message = (again[0].reason if isinstance(again[0], ev.CompensationStarted) else again[0].error) or {}
                 hint = "" if pinned else "; fix the flow and pass --flow FILE"
                 raise RepairRefused(f"cannot resume {workflow_id}: it would fail again at once "
                                     f"({message.get('message')}){hint}")
@@ -219,8 +218,9 @@ def _begins_step(event: ev.Event) -> bool:
 def _check_copyable(workflow_id: str, prefix: list, seq: int) -> None:
     ends = (ev.WorkflowCompleted, ev.WorkflowFailed, ev.WorkflowCancelled, ev.CompensationStarted,
             ev.WorkflowNondeterministic, ev.WorkflowTerminated)
+    set_aside = [(e.from_seq, e.seq) for e in prefix if isinstance(e, ev.WorkflowResumed) and e.from_seq is not None]
     for event in prefix:
-        if isinstance(event, ends):
+        if isinstance(event, ends) and not any(lo <= event.seq < hi for lo, hi in set_aside):  # (a resume's past)
             raise InputError(f"at seq {seq} {workflow_id} was already ending ({type(event).__name__} at seq "
                              f"{event.seq}): fork at {event.seq - 1} or before")
     copied = fold(prefix)
@@ -232,11 +232,9 @@ def _check_copyable(workflow_id: str, prefix: list, seq: int) -> None:
 def _decided(copy: list, batch: list, now: int) -> tuple[list, WorkflowState]:
     """The copy, then ``batch`` and every decision after it, stamped ``now``, the last marked ``end``."""
     history = list(copy)
-    state = fold(history)
     for event in batch:
-        event = replace(event, seq=state.last_seq + 1, ts=now)
-        history.append(event)
-        state = evolve(state, event)
+        history.append(replace(event, seq=history[-1].seq + 1, ts=now))
+    state = fold(history)  # (all of it: a resume with --flow re-pins the definition for the whole history)
     while commands := decide(state):
         for command in commands:
             event = ev.record_command(command, state.last_seq + 1, now)

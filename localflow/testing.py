@@ -50,7 +50,8 @@ from localflow.core.replay import replay
 from localflow.core.state import WorkflowState
 from localflow.engine import Engine
 from localflow.runner.scripted import ScriptedRunner
-from localflow.runner.subprocess_runner import AttemptOutcome, AttemptSpec, SubprocessRunner
+from localflow.runner.local import LocalRunner
+from localflow.runner.subprocess_runner import AttemptOutcome, AttemptSpec
 from localflow.store.memory import MemoryStore
 from localflow.supervisor.executor import Executor
 from localflow.supervisor.wakeups import Wakeups
@@ -138,7 +139,8 @@ class World:
         self.engine = Engine(self.home, clock=self.clock, store=store)
         if real_activities:
             self.engine.ensure_layout()
-        self._scripts = _Scripts(activities, real=SubprocessRunner() if real_activities else None)
+        # real activities: run steps as processes and call steps on a worker pool, as the supervisor does
+        self._scripts = _Scripts(activities, real=LocalRunner(self.home) if real_activities else None)
         self.executor = Executor(self.engine, runner=self._scripts, wakeups=Wakeups(None),
                                  on_events=self._on_events, waiter=self._wait)
 
@@ -316,7 +318,7 @@ class _Scripts:
     """The runner of a world: a scripted outcome per step, or a real process for the rest."""
 
     def __init__(self, activities: Union[Mapping[str, Script], Callable, None],
-                 real: Union[SubprocessRunner, None]) -> None:
+                 real: Union[LocalRunner, None]) -> None:
         self._by_step = dict(activities) if isinstance(activities, Mapping) else {}
         self._every = activities if callable(activities) and not isinstance(activities, Mapping) else None
         self._real = real
@@ -342,6 +344,11 @@ class _Scripts:
                 self._live[(spec.workflow_id, spec.step, spec.attempt)] = False
             return self._real.start(spec)
         return self._scripted.start(spec)  # it asks _outcome, which notes whether the attempt hangs
+
+    def close(self) -> None:
+        """The executor stops: so do the real activities' worker processes."""
+        if self._real is not None:
+            self._real.close()
 
     def reported(self, workflow_id: str, events: list) -> None:
         """An attempt's outcome is in its history: it no longer runs."""

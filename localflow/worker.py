@@ -204,8 +204,26 @@ def serve(sock: socket.socket) -> None:
                            "error": {"kind": "output", "type": None, "message": "the result could not be sent"}})
 
 
+def _killed_with_parent(parent: int) -> None:
+    """PR_SET_PDEATHSIG (Linux): the kernel kills this worker when the thread that started it ends,
+    even while a call holds the GIL (the lifeline thread could not run then). The pool starts every
+    worker from one thread that lives as long as the pool, so that is when its process ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the signal was armed
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     fd, flows_dir, lifeline = int(argv[1]), argv[2], int(argv[3])
+    if len(argv) > 4:
+        _killed_with_parent(int(argv[4]))
     _die_with_parent(lifeline)
     sys.path.insert(0, flows_dir)
     sock = socket.socket(fileno=fd)

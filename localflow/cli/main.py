@@ -261,12 +261,22 @@ def _add_repair(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_workers_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, default=0, metavar="N",
+    parser.add_argument("--workers", type=_not_negative, default=0, metavar="N",
                         help="worker processes for `call` steps (Python functions); default: the number of CPUs, "
                              "at most 4")
-    parser.add_argument("--max-activities", type=int, default=0, metavar="N",
+    parser.add_argument("--max-activities", type=_not_negative, default=0, metavar="N",
                         help="run at most N activity attempts at once (the others wait, first scheduled first, "
                              "recorded as ActivityQueued); default: no limit beyond the flows' own `concurrency`")
+
+
+def _not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
 
 
 def _add_run_flag(parser: argparse.ArgumentParser) -> None:

@@ -88,6 +88,11 @@ def _check_events(workflow_id: str, events: list, flow, source, only_flow: bool)
     except NondeterminismError as exc:
         return {"id": workflow_id, "result": "nondeterministic", "seq": exc.seq, "where": exc.detail,
                 "explain": list(exc.explain), "message": str(exc)}
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as exc:
+        # a pinned flow whose crcs are right but whose content no LocalFlow wrote (a bundle from
+        # elsewhere, a hand edit): it cannot be replayed, and says why instead of a traceback
+        return {"id": workflow_id, "result": "unreadable",
+                "error": f"its pinned flow or events cannot be replayed ({type(exc).__name__}: {exc})"}
     return {"id": workflow_id, "result": "ok", "events": len(events), "status": state.status}
 
 

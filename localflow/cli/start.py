@@ -23,7 +23,7 @@ from localflow.cli import render
 from localflow.cli.common import console, engine_for, note_supervisor, parse_input, print_json
 from localflow.clock import VirtualClock
 from localflow.core.state import WorkflowState
-from localflow.core.timefmt import format_duration, to_iso
+from localflow.core.timefmt import format_duration, format_span, to_iso
 from localflow.engine import Engine
 from localflow.errors import LocalFlowError, NondeterminismError, SupervisorRunning
 from localflow.present import describe
@@ -73,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                              max(getattr(args, "max_activities", 0), 0))
     if skip_time:
         skipped = engine.clock.skipped_ms
-        printer.note(f"virtual time skipped: {format_duration(skipped)} ({skipped} ms) "
+        printer.note(f"virtual time skipped: {format_span(skipped)} ({skipped} ms) "
                      f"in {time.monotonic() - started:.2f}s of real time")
     console().print(render.result_panel(state))
     if state.divergence is not None:

@@ -221,9 +221,11 @@ def _total_timeout(stmt: ir.Activity, frame: Frame, batch: _Batch, key: str, ste
 
 
 def _schedule(stmt: ir.Activity, frame: Frame, batch: _Batch, key: str, attempt: int) -> ev.ScheduleActivity:
-    undo = [_argv_text(_eval(e, frame, batch)) for e in stmt.undo] if stmt.undo else None
+    # Evaluated in this order (argv, stdin, undo) since the first release: when two of them fail,
+    # the one recorded as the failure must stay the same for old histories to replay.
     if stmt.call is not None:  # a Python function: its keyword arguments are its whole input
         kwargs = {name: _eval(e, frame, batch) for name, e in stmt.call.kwargs}
+        undo = [_argv_text(_eval(e, frame, batch)) for e in stmt.undo] if stmt.undo else None
         return ev.ScheduleActivity(key, attempt, [], None, stmt.timeout_ms, frame.id, undo,
                                    {"target": stmt.call.target, "kwargs": kwargs}, **_heartbeat(stmt, batch, key),
                                    **_env_cwd_secrets(stmt, frame, batch))
@@ -233,6 +235,7 @@ def _schedule(stmt: ir.Activity, frame: Frame, batch: _Batch, key: str, attempt:
     else:
         stdin = {"workflow_id": batch.state.workflow_id, "step": key, "input": dict(batch.state.input),
                  "steps": _referenced_results(stmt, frame, batch.state)}
+    undo = [_argv_text(_eval(e, frame, batch)) for e in stmt.undo] if stmt.undo else None
     return ev.ScheduleActivity(key, attempt, argv, stdin, stmt.timeout_ms, frame.id, undo, **_heartbeat(stmt, batch, key),
                                **_env_cwd_secrets(stmt, frame, batch))
 

@@ -61,9 +61,12 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
         if resumes:  # `lf resume --flow` re-pinned the definition for the whole history
             flow, text = ir.from_json(resumes[-1].flow), resumes[-1].flow_source
     state = initial(first, flow)
-    forked = next((e for e in events if isinstance(e, ev.WorkflowForked)), None)
-    if forked is not None:  # the copied decisions were made as the origin (its id is in stdin, child ids)
-        state = replace(state, workflow_id=forked.origin["workflow_id"])
+    # A fork's copied decisions were made as its origin (whose id is in stdin, child ids, jitter);
+    # a fork of a fork holds two copies: before the first WorkflowForked they were the first
+    # origin's, up to the next one the next origin's, and after the last one they are its own.
+    forks = [e for e in events if isinstance(e, ev.WorkflowForked)]
+    deciders = [f.origin["workflow_id"] for f in forks] + [first.workflow_id]
+    state = replace(state, workflow_id=deciders[0])
     superseded = _superseded(events)
     marked = first.end  # batches carry end marks (else: the timestamp rule of older histories)
     expected: deque = deque()
@@ -88,13 +91,13 @@ def replay(events: Sequence[ev.Event], flow: Union[ir.Flow, None] = None,
                 _nothing_left(state, expected, event.seq, text)  # (a fork may go on from there differently)
             expected.clear()  # decisions not yet recorded are decided again after new facts
         state = evolve(state, event)
-        if event is forked:
-            state = replace(state, workflow_id=first.workflow_id)
+        if isinstance(event, ev.WorkflowForked):
+            state = replace(state, workflow_id=deciders[forks.index(event) + 1])
         previous = event
     whole = upto is None or upto >= previous.seq
     if whole and marked and previous.end and not isinstance(previous, ev.WorkflowStarted):
         _nothing_left(state, expected, previous.seq + 1, text)  # the last transaction decided all it could
-    return state
+    return replace(state, workflow_id=first.workflow_id)
 
 
 def _superseded(events: Sequence[ev.Event]) -> list[tuple[int, int]]:

@@ -24,7 +24,11 @@ def from_iso(text: str) -> int:
 
 
 def format_duration(ms: int | float | None) -> str:
-    """Human duration: 850ms, 2.5s, 3m04s, 1h02m, 30d00h."""
+    """Human duration: 850ms, 2.5s, 3m04s, 1h02m, 720h00m.
+
+    Frozen: this text is part of recorded decisions (a timeout's message), so changing it would
+    make older histories fail replay. For display only, ``format_span`` also writes days.
+    """
     if ms is None:
         return "-"
     ms = int(ms)
@@ -36,7 +40,12 @@ def format_duration(ms: int | float | None) -> str:
     if minutes < 60:
         return f"{minutes}m{seconds:02d}s"
     hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_span(ms: int | float | None) -> str:
+    """For display only: like ``format_duration``, with days from 48 hours on (30d00h)."""
+    if ms is not None and ms >= 48 * 3_600_000:
+        days, hours = divmod(int(ms) // 3_600_000, 24)
+        return f"{days}d{hours:02d}h"
+    return format_duration(ms)

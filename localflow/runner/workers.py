@@ -58,7 +58,8 @@ class Worker:
         lifeline, self._lifeline = os.pipe()  # the write end stays here: its closing tells the worker to go
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "localflow.worker", str(theirs.fileno()), str(flows_dir), str(lifeline)],
+                [sys.executable, "-m", "localflow.worker", str(theirs.fileno()), str(flows_dir), str(lifeline),
+                 str(os.getpid())],
                 cwd=cwd, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), lifeline), start_new_session=True,
                 env={**environment.inherited(), "PYTHONPATH": _localflow_path()},  # the allowlist, as run steps
             )
@@ -114,12 +115,19 @@ class WorkerPool:
     def __init__(self, home: Union[str, Path], size: int = 0, flows_dir: Union[Path, None] = None) -> None:
         self.home = Path(home)
         self.flows_dir = Path(flows_dir) if flows_dir is not None else self.home / "flows"
+        if size < 0:
+            raise ValueError(f"a worker pool of {size} workers")
         self.size = size or default_size()
         self._idle: queue.LifoQueue = queue.LifoQueue()
         self._guard = threading.Lock()
         self._count = 0  # workers alive or being started
         self._closed = False
         self._workers: set[Worker] = set()
+        # Every worker is started by this one thread, alive as long as the pool: a worker's
+        # PR_SET_PDEATHSIG follows the thread that started it (localflow/worker.py).
+        self._spawns: queue.Queue = queue.Queue()
+        self._spawner = threading.Thread(target=self._spawn_loop, name="lf-worker-spawner", daemon=True)
+        self._spawner.start()
 
     def warm(self) -> None:
         """Start the workers now, in the background (the executor calls it when it starts)."""
@@ -139,10 +147,33 @@ class WorkerPool:
                 return
 
     def _spawn(self) -> Worker:
-        worker = Worker(self.flows_dir, self.home)
-        with self._guard:
-            self._workers.add(worker)
-        return worker
+        """A new worker, started by the spawner thread (OSError if it could not be started)."""
+        done: queue.Queue = queue.Queue(maxsize=1)
+        self._spawns.put(done)
+        result = done.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _spawn_loop(self) -> None:
+        while True:
+            done = self._spawns.get()
+            if done is None:
+                return
+            try:
+                worker = Worker(self.flows_dir, self.home)
+            except BaseException as exc:  # noqa: BLE001 (handed to the caller)
+                done.put(exc if isinstance(exc, OSError) else OSError(f"could not start a worker: {exc}"))
+                continue
+            with self._guard:
+                closed = self._closed
+                if not closed:
+                    self._workers.add(worker)
+            if closed:  # the pool closed while it started: it is not wanted
+                worker.kill(0.0)
+                done.put(OSError("the worker pool is closed"))
+            else:
+                done.put(worker)
 
     def acquire(self) -> Worker:
         """An idle worker: a waiting one, a new one while under ``size``, else the next one freed."""
@@ -201,6 +232,13 @@ class WorkerPool:
             _signal_group(worker.pgid, signal.SIGKILL)
         for _ in range(len(workers) + 1):
             self._idle.put(None)
+        for worker in workers:  # reaped, and their sockets and lifelines closed
+            try:
+                worker.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            worker.close()
+        self._spawns.put(None)
 
     # --- the Runner protocol ---------------------------------------------------
 

@@ -76,6 +76,8 @@ class Executor:
         # An attempt's own thread carries out what its outcome led to (one transaction less a step);
         # a harness that runs one thread at a time (tests/golden/make_histories.py) turns it off.
         self.carry_out_from_attempts = True
+        self._carrying = threading.RLock()
+        self._carried: dict[str, int] = {}  # the last_seq of the state last carried out, by workflow
         self.wakeups = wakeups if wakeups is not None else Wakeups(engine.paths)
         # How to wait for work: the clock's own wait when it has one (a virtual clock skips ahead).
         self._waiter = waiter or getattr(engine.clock, "wait", None) or (lambda cond, seconds, _: cond.wait(seconds))
@@ -167,6 +169,9 @@ class Executor:
         tx = self.engine.transact(workflow_id, lambda state: self._recover(state, now))
         if tx.appended:
             self.on_events(workflow_id, tx.appended)
+        if tx.state.held:  # (a workflow imported again under an id this process knew unheld)
+            self._held_state(workflow_id)
+            return tx.state
         self._carry_out(workflow_id, tx.state)
         return tx.state
 
@@ -192,6 +197,8 @@ class Executor:
     def _recover(self, state: WorkflowState, now: int) -> list[ev.Event]:
         """World events the history is missing: lost attempts, fired timers, finished children."""
         found: list[ev.Event] = []
+        if state.held:
+            return found  # another machine's: its pids, timers and children are none of ours
         for step, attempt in state.pending_attempts():
             if self._is_running(state.workflow_id, step, attempt.number):
                 continue
@@ -249,6 +256,20 @@ class Executor:
         return None
 
     def _carry_out(self, workflow_id: str, state: WorkflowState) -> None:
+        """Make the world match ``state``: one carry-out at a time, and never from a state older than one
+        already carried out (the loop and attempt threads each carry out the state they recorded, and
+        an older one would still show a finished attempt as pending: it would run again)."""
+        with self._carrying:
+            done = self._carried.get(workflow_id, 0)
+            if state.last_seq < done:
+                return
+            self._carried.pop(workflow_id, None)
+            self._carried[workflow_id] = state.last_seq
+            if len(self._carried) > 4096:
+                self._carried.pop(next(iter(self._carried)))
+            self._carry_out_now(workflow_id, state)
+
+    def _carry_out_now(self, workflow_id: str, state: WorkflowState) -> None:
         for timer in state.timers.values():
             marker = TimerMarker(timer.fire_at, workflow_id, timer.timer)
             if state.timer_wanted(timer):
@@ -268,6 +289,9 @@ class Executor:
                     self._cancel_running(workflow_id, step, attempt.number, state.status == TERMINATED)
             elif attempt.pid is None and wanted and key not in self._launched:
                 self._admit(state, step, attempt)
+            elif not wanted:
+                # never started here and no longer wanted: the next pass records it as cancelled
+                self.mark_dirty(workflow_id)
         for child in state.pending_children():
             self._carry_out_child(state, child)
         if state.terminal and state.parent:
@@ -350,7 +374,13 @@ class Executor:
             return
         if attempt.queued_at is None:
             queued = ev.ActivityQueued(step=step, attempt=attempt.number, waiting_for=admitted)
-            self._record(state.workflow_id, step, attempt.number, [queued])
+
+            def once(current: WorkflowState) -> list[ev.Event]:  # recorded once, while it is pending
+                if not current.attempt_pending(step, attempt.number):
+                    return []
+                return [queued] if current.steps[step].last.queued_at is None else []
+
+            self._append(state.workflow_id, once)
 
     def _grant_waiting(self) -> None:
         """Start the waiting attempts that now fit (each still pending and wanted), in their order."""

@@ -14,6 +14,7 @@ import re
 import shlex
 import signal
 import textwrap
+import time
 from collections import Counter
 
 from conftest import REPO, history_records, lf, lf_json, wait_for, workflow_status, write_flow
@@ -440,6 +441,20 @@ def test_kill9_of_the_supervisor_mid_call_then_restart_completes_every_step_once
     assert sum(line.startswith("start first") for line in lines) == 2, lines
     assert sum(line.startswith("start second") for line in lines) == 1, lines
     assert not any(alive(p) for p in workers)
+
+
+def test_a_call_holding_the_gil_still_dies_with_a_killed_supervisor(home, supervisor):
+    """The lifeline thread cannot run while a call holds the GIL in C code: PR_SET_PDEATHSIG, set for
+    the one thread that starts every worker, ends the worker anyway (found by review)."""
+    write_module(home, "fns.py", FNS + "\n\n    def busy(pidfile):\n        note_pid(pidfile)\n"
+                 "        return sum(range(4 * 10 ** 9))  # one C call: minutes, holding the GIL\n")
+    write_flow(home, "Busy", 'flow Busy\n  step busy:\n    call fns.busy(pidfile="busy.pid")\n  return 1\n')
+    sup = supervisor("--workers", "1", "--grace", "1")
+    assert lf(home, "start", "Busy", "--id", "busy1").returncode == 0
+    [pid] = wait_for(lambda: pids_in(home / "busy.pid"), what="the busy call started")
+    time.sleep(0.3)  # well inside sum()
+    sup.stop(signal.SIGKILL)
+    wait_for(lambda: not alive(pid), timeout=5, what="the busy worker to die with its supervisor")
 
 
 # --- the shipped example and docs/activities.md ----------------------------------------------------

@@ -296,3 +296,47 @@ def test_a_cancel_recorded_before_the_import_waits_for_the_release_and_one_after
     ended = engine.load(other)
     replay(ended.events)
     assert ended.state.status == "cancelled" and ended.state.error["not_compensated"]
+
+
+def test_a_fork_of_a_fork_replays_each_copy_as_its_own_origin():
+    engine, executor, runner = make_world(Script())
+    wid = start(engine, CHARGE)
+    run_to_end(engine, executor, wid)
+    repair.fork(engine, wid, step="charge", new_id="f1")
+    first = checked(run_to_end(engine, executor, "f1"))
+    at = next(e.seq for e in first.events if isinstance(e, ev.ActivityScheduled) and e.step == "ship")
+    repair.fork(engine, "f1", at=at - 1, new_id="f2")  # its copy holds w1's decisions, then f1's
+    second = checked(run_to_end(engine, executor, "f2"))
+    assert second.state.status == "completed" and second.state.workflow_id == "f2"
+    assert replay(second.events, upto=3).workflow_id == "f2"
+
+
+def test_a_resumed_workflow_can_be_forked_after_its_resume():
+    engine, executor, runner = make_world(Script(charge=2))
+    wid = start(engine, CHARGE)
+    run_to_end(engine, executor, wid)
+    repair.resume(engine, wid)
+    done = run_to_end(engine, executor, wid)
+    ship = next(e.seq for e in done.events if isinstance(e, ev.ActivityScheduled) and e.step == "ship")
+    plan = repair.fork(engine, wid, at=ship - 1, new_id="after-resume")  # past the superseded failure
+    assert plan.first == ["ActivityScheduled ship"]
+    assert checked(run_to_end(engine, executor, "after-resume")).state.status == "completed"
+
+
+def test_resume_is_refused_when_any_branch_would_fail_again():
+    engine, executor, runner = make_world(Script(a=9))
+    text = ('flow P\n  parallel:\n    branch:\n      step a:\n        run ["a"]\n    branch:\n'
+            '      fail "b gives up"\n  return 1\n')
+    wid = start(engine, text)
+    assert run_to_end(engine, executor, wid).state.status == "failed"
+    with pytest.raises(repair.RepairRefused, match="would fail again at once"):
+        repair.resume(engine, wid)
+    assert not of_type(engine.load(wid), ev.WorkflowResumed)
+
+
+def test_a_timeout_message_in_a_decision_keeps_its_old_wording():
+    """Durations are part of recorded decisions: '48h00m' must stay '48h00m' for old histories to replay."""
+    engine, executor, runner = make_world(Script())
+    wid = start(engine, 'flow W\n  step approve:\n    wait signal approve timeout 2d\n  return 1\n')
+    failed = run_to_end(engine, executor, wid).state
+    assert "48h00m" in failed.error["message"]

@@ -217,3 +217,16 @@ def test_assert_replays_catches_an_edited_flow_that_would_decide_differently():
         w.assert_replays(wid)
         with pytest.raises(NondeterminismError):
             w.assert_replays(wid, flow=RETRYING.replace("sleep 30d", "sleep 31d"))
+
+
+def test_real_activities_run_call_steps_on_a_worker_pool(tmp_path):
+    """(Found by review: with real activities, a call step went to the subprocess runner and stalled.)"""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "pay.py").write_text("def charge(amount):\n    return {'paid': amount}\n")
+    (flows / "Py.flow").write_text('flow Py\n  step charge:\n    call pay.charge(amount=3)\n  return charge.result\n')
+    from localflow import testing
+
+    with testing.world(flows, real_activities=True) as w:
+        workflow_id = w.start("Py", {})
+        assert w.run_to_end(workflow_id).result == {"paid": 3}
