@@ -37,3 +37,15 @@ def test_the_flow_examples_together_show_every_construct():
     assert any(isinstance(s, ir.For) and s.concurrency > 1 for s in statements)
     assert any(isinstance(s, ir.Activity) and s.undo for s in statements)
     assert any(flow.timeout_ms for flow in flows)
+
+
+ALL_DOCS = sorted((DOC.parent).glob("*.md"))
+EVERY_BLOCK = [(doc.name, i + 1, block) for doc in ALL_DOCS
+               for i, block in enumerate(re.findall(r"^```flow\n(.*?)^```", doc.read_text(encoding="utf-8"),
+                                                    flags=re.S | re.M))]
+
+
+@pytest.mark.parametrize("doc, number, block", EVERY_BLOCK, ids=[f"{d}-{n}" for d, n, _ in EVERY_BLOCK])
+def test_every_flow_example_in_every_doc_parses(doc, number, block):
+    """docs/activities.md, docs/testing.md, ...: a ```flow block is a whole flow that parses."""
+    assert parse_flow(block, f"docs/{doc}").name
