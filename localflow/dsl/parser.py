@@ -339,34 +339,29 @@ def _input(p: Parser, node: Node, end: int) -> None:
     p.inputs.append(ir.Input(name, default, ll.line, ll.col))
 
 
-def _flow_timeout(p: Parser, node: Node, end: int) -> None:
-    ll = node.line
+def _flow_setting(p: Parser, node: Node, end: int, word: str, whose: str, parse) -> None:
+    """``timeout D`` or ``concurrency N`` at the top of a flow: once, among the inputs (``p.<word>``)."""
+    ll, given = node.line, getattr(p, word)
     if p.depth:
-        p.error_at(ll, 0, "the workflow 'timeout' belongs at the top of the flow, with the inputs "
-                   "(a step's timeout goes under the step)")
+        p.error_at(ll, 0, f"{whose} '{word}' belongs at the top of the flow, with the inputs "
+                   f"(a step's {word} goes under the step)")
     elif p.started:
-        p.error_at(ll, 0, "the workflow 'timeout' must come before the first step, with the inputs")
-    elif p.timeout is not None:
-        p.error_at(ll, 0, f"'timeout' is given twice (first at line {p.timeout[1]})")
+        p.error_at(ll, 0, f"{whose} '{word}' must come before the first step, with the inputs")
+    elif given is not None:
+        p.error_at(ll, 0, f"'{word}' is given twice (first at line {given[1]})")
     else:
-        ms = steps.positive_duration(p, ll, end, "timeout")
-        if ms is not None:
-            p.timeout = (ms, ll.line)
+        value = parse(p, ll, end)
+        if value is not None:
+            setattr(p, word, (value, ll.line))
+
+
+def _flow_timeout(p: Parser, node: Node, end: int) -> None:
+    _flow_setting(p, node, end, "timeout", "the workflow",
+                  lambda p, ll, end: steps.positive_duration(p, ll, end, "timeout"))
 
 
 def _flow_concurrency(p: Parser, node: Node, end: int) -> None:
-    ll = node.line
-    if p.depth:
-        p.error_at(ll, 0, "the flow's 'concurrency' belongs at the top of the flow, with the inputs "
-                   "(a step's goes under the step)")
-    elif p.started:
-        p.error_at(ll, 0, "the flow's 'concurrency' must come before the first step, with the inputs")
-    elif p.concurrency is not None:
-        p.error_at(ll, 0, f"'concurrency' is given twice (first at line {p.concurrency[1]})")
-    else:
-        n = steps.concurrency_bound(p, ll, end)
-        if n is not None:
-            p.concurrency = (n, ll.line)
+    _flow_setting(p, node, end, "concurrency", "the flow's", steps.concurrency_bound)
 
 
 def _sleep(p: Parser, node: Node, end: int) -> ir.Sleep | None:
