@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import lf, lf_json, wait_for, write_flow
+from conftest import lf, lf_json, wait_for, write_flow
 
 SECRET = "s3cr3t-Value-8f41c2"
 SLOW = """flow Slow
