@@ -27,6 +27,7 @@ from localflow.core.inputs import resolve_input
 from localflow.core.state import FoldError, WorkflowState, evolve, fold, initial, repinned
 from localflow.errors import (FlowNotFound, HistoryCorruptError, InputError, NondeterminismError, WorkflowFinished,
                               WorkflowNotFound)
+from localflow.core import secrets
 from localflow.core.jsonvalue import check_value
 from localflow.store import codec
 from localflow.store.base import Chunk, Cursor, HistoryStore
@@ -205,6 +206,7 @@ class Engine:
                    parent: Union[dict, None] = None, request: Union[dict, None] = None) -> str:
         """Create a workflow of a parsed ``flow`` (``source`` is the text it was parsed from)."""
         values = check_value(resolve_input(flow, check_value(given, "the input")), "the input")
+        secrets.refuse_references(values, "the input")
         workflow_id = validate_workflow_id(workflow_id) if workflow_id else self.new_id(flow.name)
         started = ev.WorkflowStarted(
             seq=1,
@@ -336,6 +338,7 @@ class Engine:
             raise InputError(f"invalid signal name {name!r}: a flow can only wait for names like "
                              "approve or order_paid ([A-Za-z][A-Za-z0-9_]*)")
         check_value(data, "the signal's data")
+        secrets.refuse_references(data, "the signal's data")
 
         def world(state: WorkflowState) -> list[ev.Event]:
             if state.terminal:

@@ -94,7 +94,8 @@ _SHORTHANDS = {
     "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
 }
 _UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_EVERY_RE = re.compile(r"^@every\s+((?:\d+[smhd])+)$")
+_EVERY_RE = re.compile(r"^@every\s+((?:[0-9]{1,9}[smhd])+)$")
+_LAST_SLOT_MS = 253_402_300_740_000  # 9999-12-31T23:59Z: no slot after it (a record cannot hold one)
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,19 @@ class Spec:
         return in_month or in_week  # both restricted: either one will do
 
     def next_after(self, ms: int) -> Union[int, None]:
-        """The first slot strictly after ``ms`` (epoch ms), or None if there is none within 30 years."""
+        """The first slot strictly after ``ms`` (epoch ms), or None if there is none within 30 years
+        (or before the end of year 9999)."""
+        if ms >= _LAST_SLOT_MS:
+            return None
         if self.every_ms:
-            return (ms // self.every_ms + 1) * self.every_ms
+            slot = (ms // self.every_ms + 1) * self.every_ms
+            return slot if slot <= _LAST_SLOT_MS else None
+        try:
+            return self._next_cron_slot(ms)
+        except (OverflowError, ValueError):  # past year 9999
+            return None
+
+    def _next_cron_slot(self, ms: int) -> Union[int, None]:
         start = _to_dt(ms).replace(second=0, microsecond=0) + _MINUTE
         t, limit = start, start.year + _HORIZON_YEARS
         while t.year <= limit:
@@ -199,6 +210,8 @@ def parse_spec(text: str) -> Spec:
         every = sum(int(n) * _UNITS_MS[u] for n, u in re.findall(r"(\d+)([smhd])", match.group(1)))
         if every < 1000:
             raise ScheduleError(f"{text!r}: the interval must be at least 1s")
+        if every > 366 * 86_400_000:
+            raise ScheduleError(f"{text!r}: the interval must be at most 366d (use a cron expression beyond)")
         return Spec(text=clean, every_ms=every)
     if lowered.startswith("@"):
         if lowered not in _SHORTHANDS:

@@ -374,8 +374,10 @@ def _on_sleep(stmt: ir.Sleep, frame: Frame, batch: _Batch) -> list:
     return [ev.StartTimer(len(batch.state.timers) + 1, key, "sleep", duration, frame.id, until=moment)]
 
 
-_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
-                        r"(?:([Zz])|([+-])(\d{2}):(\d{2}))")
+# ASCII digits only: \d is every Unicode digit, a set that grows with Python's Unicode database
+_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?"
+                        r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))")
+_FIRST_MS, _LAST_MS = -62_135_596_800_000, 253_402_300_799_999  # 0001-01-01 .. 9999-12-31T23:59:59.999Z: what a record can hold
 
 
 def parse_timestamp(value: Any, where: ir.Expr) -> int:
@@ -401,7 +403,11 @@ def parse_timestamp(value: Any, where: ir.Expr) -> int:
             and second <= 59 and int(found.group(10) or 0) <= 23 and int(found.group(11) or 0) <= 59):
         raise ExpressionError(f"sleep until: {shown[:80]} is not a valid date and time", where.line, where.col)
     days = _days_from_civil(year, month, day)
-    return ((days * 24 + hour) * 60 + minute - offset) * 60_000 + second * 1000 + millis
+    ms = ((days * 24 + hour) * 60 + minute - offset) * 60_000 + second * 1000 + millis
+    if not _FIRST_MS <= ms <= _LAST_MS:
+        raise ExpressionError(f"sleep until: {shown[:80]} is outside 0001-01-01 to 9999-12-31 (UTC)",
+                              where.line, where.col)
+    return ms
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:

@@ -30,7 +30,12 @@ def delay_ms(policy: Retry, failed_attempts: int, seed: str = "") -> int:
     never exceeds the un-jittered wait (nor ``max``). ``seed`` names the retry
     (``retry_seed``); without a jitter it is not used.
     """
-    raw = policy.initial_ms * (policy.backoff ** max(failed_attempts - 1, 0))
+    # (the power is capped before it is taken: 2.0 ** 1100 would overflow a float)
+    exponent = min(max(failed_attempts - 1, 0), 2000)
+    try:
+        raw = policy.initial_ms * (policy.backoff ** exponent)
+    except OverflowError:
+        raw = float(_MAX_DELAY_MS)
     if policy.max_interval_ms is not None:
         raw = min(raw, policy.max_interval_ms)
     delay = int(min(raw, _MAX_DELAY_MS))

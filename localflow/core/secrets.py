@@ -65,6 +65,34 @@ def substitute(value: Any, values: dict[str, str]) -> Any:
     return value
 
 
+def redact(value: Any, values: dict[str, str]) -> Any:
+    """``value`` with every secret value in ``values`` put back as its reference: what a process
+    says (its error output, its result) may repeat a secret it was given, and nothing of it may
+    reach a history. The inverse of ``substitute``."""
+    if not values:
+        return value
+    if isinstance(value, str):
+        for name, secret in sorted(values.items(), key=lambda item: -len(item[1])):
+            if secret and secret in value:
+                value = value.replace(secret, reference(name))
+        return value
+    if isinstance(value, dict):
+        return {redact(k, values): redact(v, values) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v, values) for v in value]
+    return value
+
+
+def refuse_references(value: Any, what: str) -> None:
+    """Data from outside (an input, a signal) may not hold a secret reference: a step that reads
+    that secret would have it filled in where the flow never put it. InvalidValue if it does."""
+    if names_in(value):
+        from localflow.errors import InvalidValue
+
+        raise InvalidValue(f"{what} holds a secret reference ('${{secret:...}}'); only a flow's own "
+                           "secret(\"NAME\") may make one")
+
+
 def check_env(value: Any, to_text: Callable[[Any], str] = str) -> dict[str, str]:
     """An ``env`` clause's value: an object of variable names to strings (numbers and booleans
     are written as text by ``to_text``). Names starting with ``LF_`` are the engine's."""

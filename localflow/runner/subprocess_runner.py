@@ -141,6 +141,7 @@ class RunningAttempt:
         # The allowlisted environment, the step's env with its secrets, its folder (runner/environment.py);
         # a missing secret or a bad cwd raises SpawnRefused before anything is opened.
         secret_values = environment.secret_values(spec.secrets)
+        self._secret_values = secret_values  # put back as references in what the process says
         workdir = environment.working_dir(spec.cwd, spec.step_cwd)
         env = environment.step_environment(spec.env, secret_values, dict(
             LF_WORKFLOW_ID=spec.workflow_id,
@@ -202,7 +203,7 @@ class RunningAttempt:
 
     def wait(self) -> AttemptOutcome:
         try:
-            return self._wait()
+            return _redacted(self._wait(), self._secret_values)
         finally:
             self._beats.drain()  # the last heartbeats reach on_heartbeat before the outcome is returned
             self._beats.close()
@@ -352,6 +353,14 @@ def spawn_failure(spec: AttemptSpec, exc: Exception) -> AttemptOutcome:
     what = spec.argv[0] if spec.argv else (spec.call or {}).get("target")
     message = f"could not start {what!r}: {getattr(exc, 'strerror', None) or exc}"
     return AttemptOutcome(False, error={"kind": "spawn", "message": message, "exit_code": None})
+
+
+def _redacted(outcome: AttemptOutcome, values: dict) -> AttemptOutcome:
+    """The outcome with every secret value the attempt was given put back as its reference."""
+    if not values:
+        return outcome
+    error = secrets.redact(outcome.error, values) if outcome.error is not None else None
+    return AttemptOutcome(outcome.ok, secrets.redact(outcome.result, values), error, outcome.duration_ms)
 
 
 def _secret_stdin(stdin: Any, values: dict) -> Union[int, None]:

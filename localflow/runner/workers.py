@@ -40,7 +40,7 @@ from typing import Any, Union
 
 from localflow.runner.heartbeats import check_details, details_env, interval_text
 from localflow.runner.proctree import kill_attempt, process_start_time, terminate_attempt
-from localflow.runner.subprocess_runner import AttemptOutcome, AttemptSpec, _open_logs, kill_orphaned_attempt
+from localflow.runner.subprocess_runner import AttemptOutcome, AttemptSpec, _open_logs, _redacted, kill_orphaned_attempt
 from localflow.runner import environment
 from localflow.store import safe
 from localflow import worker as protocol
@@ -257,6 +257,7 @@ class RunningCall:
         self._cancelled = threading.Event()
         self._cancel_reason = ("interrupted", "stopped: the executor shut down while it ran")
         values = environment.secret_values(spec.secrets)  # a missing secret: SpawnRefused, nothing opened
+        self._secret_values = values  # put back as references in the outcome
         with safe.directory(spec.var_dir, spec.stdout_path.parent, create=True) as logs:
             self._out, self._err = _open_logs(logs, spec)
         message = {"op": "call", "target": spec.call["target"],
@@ -316,6 +317,9 @@ class RunningCall:
         self._replies.put(_CANCELLED)
 
     def wait(self) -> AttemptOutcome:
+        return _redacted(self._wait(), self._secret_values)
+
+    def _wait(self) -> AttemptOutcome:
         deadline = self._started + self.spec.timeout_ms / 1000
         while True:
             remaining = deadline - time.monotonic()

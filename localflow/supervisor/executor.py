@@ -290,7 +290,11 @@ class Executor:
             elif attempt.pid is None and wanted and key not in self._launched:
                 self._admit(state, step, attempt)
             elif not wanted:
-                # never started here and no longer wanted: the next pass records it as cancelled
+                # never started here and no longer wanted: the next pass records it as cancelled, and
+                # if it waited for room, the attempts behind it no longer wait for it
+                if self.admission.is_waiting(key):
+                    self.admission.release(key)
+                    self._grant_waiting()
                 self.mark_dirty(workflow_id)
         for child in state.pending_children():
             self._carry_out_child(state, child)
@@ -383,19 +387,25 @@ class Executor:
             self._append(state.workflow_id, once)
 
     def _grant_waiting(self) -> None:
-        """Start the waiting attempts that now fit (each still pending and wanted), in their order."""
-        for key in self.admission.granted():
-            workflow_id, step, number = key
-            started = False
-            try:
-                state = self.engine.state_of(workflow_id)
-                current = state.steps.get(step)
-                if current is not None and state.attempt_pending(step, number) and state.wanted(current):
-                    started = self._start(workflow_id, step, current.last, waited=True)
-            except LocalFlowError as exc:
-                self.log(f"{workflow_id}: {step} attempt {number} could not start: {exc}")
-            if not started:
-                self.admission.release(key)
+        """Start the waiting attempts that now fit (each still pending and wanted), in their order;
+        one that no longer should start gives its room back, and the next ones are looked at again."""
+        while granted := self.admission.granted():
+            gave_back = False
+            for key in granted:
+                workflow_id, step, number = key
+                started = False
+                try:
+                    state = self.engine.state_of(workflow_id)
+                    current = state.steps.get(step)
+                    if current is not None and state.attempt_pending(step, number) and state.wanted(current):
+                        started = self._start(workflow_id, step, current.last, waited=True)
+                except LocalFlowError as exc:
+                    self.log(f"{workflow_id}: {step} attempt {number} could not start: {exc}")
+                if not started:
+                    self.admission.release(key)
+                    gave_back = True
+            if not gave_back:
+                return
 
     def _start(self, workflow_id: str, step: str, attempt: Attempt, waited: bool = False) -> bool:
         key = (workflow_id, step, attempt.number)

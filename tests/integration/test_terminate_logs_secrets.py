@@ -230,3 +230,35 @@ def test_a_cwd_outside_the_home_is_a_flow_error(home):
     done = lf(home, "validate", "flows/Escape.flow")
     assert done.returncode == 2
     assert "goes up with '..'" in done.stdout + done.stderr and "is absolute" in done.stdout + done.stderr
+
+
+def test_a_secret_a_process_repeats_in_its_error_or_result_is_stored_as_its_reference(home):
+    """(Found by review: a failing step's last stderr line, holding the value, went into the history.)"""
+    write_flow(home, "Echo", """flow Echo
+  step said:
+    run ["sh", "-c", "echo \\"token is $AUTH\\""]
+    env {"AUTH": secret("TOKEN")}
+  step failed:
+    run ["sh", "-c", "echo \\"auth failed for $AUTH\\" >&2; exit 3"]
+    env {"AUTH": secret("TOKEN")}
+  return 1
+""")
+    done = _lf_env(home, _env(LF_SECRET_TOKEN=SECRET), "run", "Echo", "--id", "e1")
+    assert done.returncode == 1
+    grep = subprocess.run(["grep", "-r", "--exclude-dir=logs", SECRET, str(home / "var")],
+                          capture_output=True, text=True)
+    assert grep.returncode == 1, grep.stdout  # neither the result nor the error holds the value
+    shown = lf(home, "inspect", "e1", "--json").stdout
+    assert "token is ${secret:TOKEN}" in shown and "auth failed for ${secret:TOKEN}" in shown
+    assert SECRET not in shown
+
+
+def test_an_input_or_a_signal_may_not_carry_a_secret_reference(home):
+    """(Found by review: `-i note='${secret:TOKEN}'` had the runner fill the secret in where the flow
+    never put it.)"""
+    write_flow(home, "Note", 'flow Note\n  input note = ""\n  step w:\n    wait signal go\n  return note\n')
+    done = lf(home, "start", "Note", "-i", "note=${secret:TOKEN}")
+    assert done.returncode == 2 and "secret reference" in done.stderr
+    assert lf(home, "start", "Note", "--id", "n1").returncode == 0
+    signal = lf(home, "signal", "n1", "go", "--data", '"${secret:TOKEN}"')
+    assert signal.returncode == 2 and "secret reference" in signal.stderr

@@ -59,3 +59,26 @@ def test_in_process_every_attempt_that_waited_is_recorded_and_all_complete():
     assert loaded.state.status == "completed"
     queued = [e for e in loaded.events if isinstance(e, ev.ActivityQueued)]
     assert len(queued) == 1 and queued[0].waiting_for == "all activities (at most 1)"
+
+
+def test_a_waiting_attempt_that_is_no_longer_wanted_gives_way():
+    """(Found by review: a cancelled workflow's queued attempt kept every later one waiting.)"""
+    import time as _time
+
+    engine, executor, runner, clock = world(lambda spec: None if spec.workflow_id == "w1" else succeed(1))
+    executor.admission.max_activities = 1
+    text = 'flow T\n  step a:\n    run ["a"]\n  return 1\n'
+    for workflow_id in ("w1", "w2", "w3"):
+        start(engine, text, workflow_id=workflow_id)
+        executor.mark_dirty(workflow_id)
+        executor.reconcile(workflow_id)
+    assert [s.workflow_id for s in runner.started] == ["w1"]
+    engine.cancel("w2", "not needed")
+    executor.reconcile("w2")
+    engine.cancel("w1", "not needed")
+    executor.reconcile("w1")  # its attempt is stopped: its room goes to w3, not to the cancelled w2
+    deadline = _time.monotonic() + 5  # (w3 is not reconciled again: the executor must start it itself)
+    while len(runner.started) < 2 and _time.monotonic() < deadline:
+        _time.sleep(0.01)
+    executor.stop()
+    assert [s.workflow_id for s in runner.started] == ["w1", "w3"]

@@ -351,3 +351,22 @@ def test_decide_starts_the_deadline_before_the_first_attempt():
                                  flow=ir.to_json(flow), flow_source="", input={})
     state = replay([started])
     assert decide(state) == [ev.StartTimer(1, "s", "step-timeout", 300_000, "root")]
+
+
+def test_review_a_backoff_that_would_overflow_a_float_is_capped_not_an_error():
+    """(Found by review: 2.0 ** 1100 raised OverflowError, the outcome was lost and the step re-ran forever.)"""
+    from localflow.core import retry as retry_math
+
+    policy = ir.Retry(max_attempts=2000, initial_ms=1000, backoff=2.0)
+    assert retry_math.delay_ms(policy, 1500) == retry_math.delay_ms(policy, 1400) > 0
+    capped = ir.Retry(max_attempts=300, initial_ms=1, backoff=1000.0, max_interval_ms=1)
+    assert retry_math.delay_ms(capped, 200) == 1
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-23:59", "٢٠٢٠-01-01T00:00:00Z", "𑽒𑽐𑽒𑽗-01-01T00:00:00Z"])
+def test_review_sleep_until_refuses_moments_past_9999_and_non_ascii_digits(text):
+    from localflow.core.decide import parse_timestamp
+    from localflow.errors import ExpressionError
+
+    with pytest.raises(ExpressionError):
+        parse_timestamp(text, ir.Expr("at", 3, 5))
