@@ -19,7 +19,9 @@ HEAVY = ("rich", "watchdog", "filelock", "localflow.dsl", "localflow.engine", "l
 
 # One valid command line per command; each names the handler it dispatches to.
 COMMANDS = (["start", "F"], ["run", "F"], ["list"], ["inspect", "w"], ["history", "w"], ["supervise"],
-            ["signal", "w", "go"], ["cancel", "w"], ["validate"], ["graph", "F"])
+            ["signal", "w", "go"], ["cancel", "w"], ["validate"], ["graph", "F"], ["replay", "w"],
+            ["resume", "w"], ["fork", "w", "--at", "1"], ["export", "w"], ["import", "b"], ["terminate", "w"],
+            ["logs", "w"], ["schedule", "list"])
 
 
 def modules_after(code: str) -> list[str]:
