@@ -20,9 +20,12 @@ world match it.
 - a terminated workflow's running attempts are killed (recorded as ``cancelled``) and its
   timers never fire.
 
-Each attempt runs on its own thread, which starts the process, appends
-ActivityStarted and then the outcome, and marks the workflow dirty; deciding
-what to start and writing markers happen on the thread that calls ``reconcile``.
+Each attempt runs on its own thread, which starts it (a process, or a call handed to
+the worker pool), appends ActivityStarted (not for a call: see docs/design.md, "The
+worker protocol") and then the outcome, and carries out what the outcome led to.
+Carrying out (starting attempts, writing timer markers) happens one state at a time,
+never from a state older than one already carried out. Attempts that wait for room
+under a concurrency bound are admitted by ``supervisor/admission.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from localflow.core.state import TERMINATED, Attempt, StepState, WorkflowState
 from localflow.engine import Engine, Transaction
 from localflow.errors import LocalFlowError, WorkflowExists, WorkflowFinished, WorkflowNotFound
 from localflow.runner.local import LocalRunner
-from localflow.supervisor.admission import Admission
 from localflow.runner.proctree import attempt_tag
 from localflow.runner.subprocess_runner import (
     DEFAULT_GRACE_S,
@@ -46,6 +48,7 @@ from localflow.runner.subprocess_runner import (
     spawn_failure,
 )
 from localflow.store.paths import TimerMarker
+from localflow.supervisor.admission import Admission
 from localflow.supervisor.heartbeats import HeartbeatRecorder, final_heartbeat
 from localflow.supervisor.wakeups import Wakeups
 
