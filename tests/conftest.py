@@ -116,3 +116,12 @@ def workflow_status(home: Path, workflow_id: str) -> str | None:
 
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+def alive(pid: int) -> bool:
+    """Is process ``pid`` running? (Linux /proc; a zombie, dead but not yet reaped, counts as gone.)"""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False

@@ -156,7 +156,7 @@ class RunningAttempt:
         # The three files are opened under var/ without following any symlink, and stdout and
         # stderr stay open so the outcome is read from what the process wrote, not from a path.
         with safe.directory(spec.var_dir, spec.stdout_path.parent, create=True) as logs:
-            self._out, self._err = _open_logs(logs, spec)
+            self._out, self._err = open_logs(logs, spec)
             try:
                 stdin = _open_log(logs, spec.stdin_path)
             except BaseException:
@@ -203,7 +203,7 @@ class RunningAttempt:
 
     def wait(self) -> AttemptOutcome:
         try:
-            return _redacted(self._wait(), self._secret_values)
+            return redacted(self._wait(), self._secret_values)
         finally:
             self._beats.drain()  # the last heartbeats reach on_heartbeat before the outcome is returned
             self._beats.close()
@@ -355,7 +355,7 @@ def spawn_failure(spec: AttemptSpec, exc: Exception) -> AttemptOutcome:
     return AttemptOutcome(False, error={"kind": "spawn", "message": message, "exit_code": None})
 
 
-def _redacted(outcome: AttemptOutcome, values: dict) -> AttemptOutcome:
+def redacted(outcome: AttemptOutcome, values: dict) -> AttemptOutcome:
     """The outcome with every secret value the attempt was given put back as its reference."""
     if not values:
         return outcome
@@ -395,7 +395,7 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _open_logs(logs: int, spec: AttemptSpec) -> tuple[int, int]:
+def open_logs(logs: int, spec: AttemptSpec) -> tuple[int, int]:
     out = _open_log(logs, spec.stdout_path)
     try:
         return out, _open_log(logs, spec.stderr_path)

@@ -40,7 +40,7 @@ from typing import Any, Union
 
 from localflow.runner.heartbeats import check_details, details_env, interval_text
 from localflow.runner.proctree import kill_attempt, process_start_time, terminate_attempt
-from localflow.runner.subprocess_runner import AttemptOutcome, AttemptSpec, _open_logs, _redacted, kill_orphaned_attempt
+from localflow.runner.subprocess_runner import AttemptOutcome, AttemptSpec, open_logs, redacted, kill_orphaned_attempt
 from localflow.runner import environment
 from localflow.store import safe
 from localflow import worker as protocol
@@ -259,7 +259,7 @@ class RunningCall:
         values = environment.secret_values(spec.secrets)  # a missing secret: SpawnRefused, nothing opened
         self._secret_values = values  # put back as references in the outcome
         with safe.directory(spec.var_dir, spec.stdout_path.parent, create=True) as logs:
-            self._out, self._err = _open_logs(logs, spec)
+            self._out, self._err = open_logs(logs, spec)
         message = {"op": "call", "target": spec.call["target"],
                    "kwargs": environment.resolve(spec.call.get("kwargs") or {}, values),
                    "env": {**{str(k): str(environment.resolve(v, values)) for k, v in (spec.env or {}).items()},
@@ -317,7 +317,7 @@ class RunningCall:
         self._replies.put(_CANCELLED)
 
     def wait(self) -> AttemptOutcome:
-        return _redacted(self._wait(), self._secret_values)
+        return redacted(self._wait(), self._secret_values)
 
     def _wait(self) -> AttemptOutcome:
         deadline = self._started + self.spec.timeout_ms / 1000

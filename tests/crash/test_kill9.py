@@ -5,7 +5,7 @@ import signal
 import time
 from collections import Counter
 
-from conftest import history_records, lf, wait_for, workflow_status, write_flow
+from conftest import alive, history_records, lf, wait_for, workflow_status, write_flow
 
 from localflow.store import history
 
@@ -32,19 +32,6 @@ def assert_each_step_completed_once(home, workflow_id, steps):
     assert Counter(r["step"] for r in records if r["type"] == "ActivityCompleted") == {s: 1 for s in steps}
     assert records[-1]["type"] == "WorkflowCompleted"
     history.read(home / "var/workflows" / workflow_id / "history.jsonl")
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purpose
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_kill9_while_an_activity_runs_kills_the_orphan_and_retries_it(home, supervisor):

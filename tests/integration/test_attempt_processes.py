@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import history_records, lf, wait_for, workflow_status, write_flow
+from conftest import alive, history_records, lf, wait_for, workflow_status, write_flow
 
 from localflow.engine import Engine
 from localflow.runner.proctree import (
@@ -25,15 +25,6 @@ from localflow.runner.proctree import (
 )
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie is dead for our purpose)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def read_pid(path: Path) -> int:

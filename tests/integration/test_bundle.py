@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SupervisorProcess, history_records, lf, lf_json, wait_for, workflow_status, write_flow
+from conftest import alive as _alive
 
 GOLDEN = REPO / "tests" / "golden" / "histories"
 
@@ -188,14 +189,6 @@ HELD_FLOW = """flow HeldDemo
       sleep 3s
   return work.result
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
 
 
 def test_an_imported_workflow_is_inert_under_a_real_supervisor_until_released(tmp_path):

@@ -17,7 +17,7 @@ import textwrap
 import time
 from collections import Counter
 
-from conftest import REPO, history_records, lf, lf_json, wait_for, workflow_status, write_flow
+from conftest import alive, REPO, history_records, lf, lf_json, wait_for, workflow_status, write_flow
 
 from localflow.dsl import parse_flow
 
@@ -34,19 +34,6 @@ def events(home, workflow_id, type_=None):
 
 def log(home, workflow_id, name):
     return (home / "var" / "workflows" / workflow_id / "logs" / name).read_text()
-
-
-def alive(pid: int) -> bool:
-    """os.kill(pid, 0), a zombie counting as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def children_of(pid: int) -> set[int]:

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from conftest import REPO, SupervisorProcess, history_records, lf, lf_json, wait_for, write_flow
+from conftest import alive, REPO, SupervisorProcess, history_records, lf, lf_json, wait_for, write_flow
 
 EXAMPLES = sorted(p.stem for p in (REPO / "flows" / "examples").glob("*.flow") if p.stem != "ChildGreeting")
 
@@ -39,14 +39,6 @@ def finished(home, workflow_id, timeout=40):
 
 def events(home, workflow_id, type_=None):
     return [r for r in history_records(home, workflow_id) if type_ is None or r["type"] == type_]
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_every_example_is_started(running):

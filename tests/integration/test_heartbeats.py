@@ -14,7 +14,7 @@ import sys
 import textwrap
 import time
 
-from conftest import history_records, lf, lf_json, wait_for, workflow_status, write_flow
+from conftest import alive, history_records, lf, lf_json, wait_for, workflow_status, write_flow
 
 PY = json.dumps(sys.executable)  # a Python that has localflow installed
 
@@ -29,14 +29,6 @@ def write(home, relative, text, mode=0o644):
 
 def events(home, workflow_id, type_):
     return [r for r in history_records(home, workflow_id) if r["type"] == type_]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def run_ok(home, flow, *args):

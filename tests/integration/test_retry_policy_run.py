@@ -7,14 +7,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from conftest import history_records, lf, write_flow
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
+from conftest import alive as _alive
 
 
 def test_a_non_retryable_exit_code_stops_the_retries_at_once(home):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import lf, lf_json, wait_for, write_flow
+from conftest import alive as _alive
 
 SECRET = "s3cr3t-Value-8f41c2"
 SLOW = """flow Slow
@@ -54,14 +55,6 @@ def _records(home: Path, workflow_id: str) -> list[dict]:
 
 def _pids(home: Path, workflow_id: str) -> list[int]:
     return [r["pid"] for r in _records(home, workflow_id) if r["type"] == "ActivityStarted"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][:1] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _status(home: Path, workflow_id: str) -> str:

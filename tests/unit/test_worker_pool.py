@@ -18,6 +18,7 @@ import pytest
 
 from localflow.runner.subprocess_runner import AttemptSpec
 from localflow.runner.workers import WorkerPool
+from conftest import alive
 
 FNS = textwrap.dedent("""
     import os, time
@@ -80,14 +81,6 @@ def spec(home: Path, target: str, timeout_ms: int = 10_000, **kwargs) -> Attempt
         stdin_path=logs / f"s{n}.1.in", stdout_path=logs / f"s{n}.1.out", stderr_path=logs / f"s{n}.1.err",
         grace_s=0.5, call={"target": target, "kwargs": kwargs},
     )
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def wait_until(predicate, timeout=10.0):
