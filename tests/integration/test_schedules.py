@@ -79,11 +79,12 @@ def test_slots_run_once_each_across_a_kill_9_restart(home, supervisor):
     assert "Traceback" not in logs
 
 
-def _missed_daily(home, name: str, policy: str) -> tuple[str, list[int]]:
-    """A daily schedule at a time two hours ago, started 5 days ago: 5 missed slots, none on time."""
-    when = datetime.now(timezone.utc) - timedelta(hours=2)
+def _missed_daily(home, name: str, policy: str, at: datetime) -> tuple[str, list[int]]:
+    """A daily schedule at a time two hours before ``at``, started 5 days before: 5 missed slots, none on time.
+    (``at`` is one moment for all the schedules of a test: taken anew, it may fall in the next minute.)"""
+    when = at - timedelta(hours=2)
     cron = f"{when.minute} {when.hour} * * *"
-    start = to_iso(int((datetime.now(timezone.utc) - timedelta(days=5)).timestamp() * 1000))
+    start = to_iso(int((at - timedelta(days=5)).timestamp() * 1000))
     add(home, name, "Quick", "--cron", cron, "--catch-up", policy, "--start-at", start)
     now = int(time.time() * 1000)
     expected = slots_to_start(parse_spec(cron), policy, None, from_iso(start), now)
@@ -92,9 +93,10 @@ def _missed_daily(home, name: str, policy: str) -> tuple[str, list[int]]:
 
 def test_catch_up_policies_after_a_gap(home, supervisor):
     write_flow(home, "Quick", QUICK)
-    _, none = _missed_daily(home, "gap-none", "none")
-    _, last = _missed_daily(home, "gap-last", "last")
-    cron, every = _missed_daily(home, "gap-all", "all")
+    at = datetime.now(timezone.utc)
+    _, none = _missed_daily(home, "gap-none", "none", at)
+    _, last = _missed_daily(home, "gap-last", "last", at)
+    cron, every = _missed_daily(home, "gap-all", "all", at)
     assert none == [] and len(last) == 1 and len(every) == 5 and last == every[-1:]
     sup = supervisor()
     wait_for(lambda: len(run_ids(home, "gap-all")) == 5 and len(run_ids(home, "gap-last")) == 1,
