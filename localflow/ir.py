@@ -134,6 +134,10 @@ class WaitSignal:
     catches: tuple[Catch, ...] = ()
     line: int = 0
     col: int = 0
+    # Set by parsers since the Workflow Patterns release: the step's value also says how the wait
+    # ended (``ended``, ``timed_out``) and stays readable after a caught timeout. Omitted when None,
+    # so flows pinned before keep reading exactly what they read then.
+    tells_ending: Union[bool, None] = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,9 @@ class ChildFlow:
     catches: tuple[Catch, ...] = ()
     line: int = 0
     col: int = 0
+    # ``flow NAME detached``: the step completes as soon as the child is recorded as started (its
+    # result is ``{"workflow_id": ...}``); the child runs on its own, and outlives the parent.
+    detached: Union[bool, None] = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +223,11 @@ class If:
 class Parallel:
     """``parallel:`` (all branches run, join when all end) or ``race:`` (first to end wins).
 
-    Each ``branch:`` block is one tuple of statements in ``branches``.
+    Each ``branch:`` block is one tuple of statements in ``branches``. ``parallel first K:``
+    joins when K branches have ended (``first``), cancelling the others, or with ``keep rest``
+    (``keep_rest``) leaving them to finish in the background. ``branch if COND:`` gives a
+    branch a condition (``conditions``: one Expr or None per branch), evaluated when the
+    parallel starts: only the branches whose condition holds run (an OR-split).
     """
 
     id: str
@@ -224,11 +235,15 @@ class Parallel:
     race: bool = False
     line: int = 0
     col: int = 0
+    first: Union[int, None] = None
+    keep_rest: Union[bool, None] = None
+    conditions: Union[tuple, None] = None
 
 
 @dataclass(frozen=True)
 class For:
-    """``for VAR in EXPR [parallel N]:`` over a list; ``concurrency`` 1 means one at a time."""
+    """``for VAR in EXPR [parallel N] [first K [keep rest]]:`` over a list; ``concurrency`` 1 means one
+    at a time; ``first``/``keep_rest`` as for ``Parallel``."""
 
     id: str
     var: str
@@ -237,10 +252,123 @@ class For:
     concurrency: int = 1
     line: int = 0
     col: int = 0
+    first: Union[int, None] = None
+    keep_rest: Union[bool, None] = None
+
+
+DEFAULT_MAX_ITERATIONS = 10_000  # a while/repeat/signal loop without ``max N``
+MAX_ITERATIONS = 1_000_000
+
+
+@dataclass(frozen=True)
+class While:
+    """``while COND [max N]:``: the condition is tried before each iteration (each result recorded);
+    still true after ``max_iterations`` iterations, the workflow fails (kind ``loop``)."""
+
+    id: str  # while-N
+    condition: Expr
+    body: tuple = ()
+    max_iterations: int = DEFAULT_MAX_ITERATIONS
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """``repeat [max N]:`` + block + ``until COND``: the body runs, then the condition is tried (it
+    reads the iteration's steps); the loop ends when it holds."""
+
+    id: str  # repeat-N
+    body: tuple
+    until: Expr
+    max_iterations: int = DEFAULT_MAX_ITERATIONS
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class Break:
+    """``break``: ends the innermost loop around it (cancelling whatever of it still runs)."""
+
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class Continue:
+    """``continue``: ends this iteration of the innermost loop around it."""
+
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class SignalLoop:
+    """``for VAR in signal NAME [until signal CLOSE | until COND] [max N] [parallel N]:``
+
+    One iteration per signal NAME, taken in the order they arrived (buffered ones too), with
+    ``VAR`` bound to its data, at most ``concurrency`` at once. The loop stops taking signals
+    when a CLOSE signal is taken, when COND holds, or after ``max_iterations`` iterations;
+    it ends when its running iterations have ended.
+    """
+
+    id: str  # for-N (counted with the for loops)
+    var: str
+    signal: str
+    body: tuple = ()
+    concurrency: int = 1
+    close_signal: Union[str, None] = None
+    until: Union[Expr, None] = None
+    max_iterations: int = DEFAULT_MAX_ITERATIONS
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class Lock:
+    """``lock EXPR [global]:``: a critical section. The body runs while this workflow (``scope``
+    ``workflow``) or every workflow of the home (``global``: scope ``home``) holds the lock named
+    EXPR; requests are served first come, first served; leaving the body in any way releases it."""
+
+    id: str  # lock-N
+    name: Expr
+    body: tuple = ()
+    scope: str = "workflow"  # or "home"
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class Handler:
+    """``on signal NAME [as VAR]:`` at the top of a block: runs its body for each signal NAME that
+    arrives while the rest of the block runs, with ``VAR`` bound to the signal's data."""
+
+    signal: str
+    var: Union[str, None] = None
+    body: tuple = ()
+    line: int = 0
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A block that starts with ``on signal`` handlers: ``body`` is the rest of the block.
+
+    The handlers take signals received after the scope started (never earlier ones) until its
+    body ends; the scope ends when its body and every handler run it started have ended.
+    """
+
+    id: str  # scope-N
+    handlers: tuple[Handler, ...]
+    body: tuple = ()
+    line: int = 0
+    col: int = 0
 
 
 Step = Union[Activity, WaitSignal, ChildFlow]
-Stmt = Union[Activity, WaitSignal, ChildFlow, Sleep, Fail, Return, Set, If, Parallel, For]
+Stmt = Union[Activity, WaitSignal, ChildFlow, Sleep, Fail, Return, Set, If, Parallel, For, While, Repeat, Break,
+             Continue, SignalLoop, Lock, Scope]
+LOOP_KINDS = (For, While, Repeat, SignalLoop)  # what break and continue leave
 STEP_KINDS = (Activity, WaitSignal, ChildFlow)
 
 
@@ -263,15 +391,18 @@ def child_blocks(stmt: object) -> list[tuple[str, tuple]]:
     """The blocks directly inside a statement, each with its stable label.
 
     Labels: ``then0``, ``then1``... and ``else`` for if; ``b0``, ``b1``... for
-    parallel/race branches; ``body`` for a loop; ``catch0``... for a step's catches.
+    parallel/race branches; ``body`` for a loop or a lock; ``catch0``... for a step's
+    catches; ``body`` and ``on0``, ``on1``... (its handlers) for a scope.
     """
     if isinstance(stmt, If):
         blocks = [(f"then{i}", b.body) for i, b in enumerate(stmt.branches)]
         return blocks + ([("else", stmt.orelse)] if stmt.orelse is not None else [])
     if isinstance(stmt, Parallel):
         return [(f"b{i}", branch) for i, branch in enumerate(stmt.branches)]
-    if isinstance(stmt, For):
+    if isinstance(stmt, (For, While, Repeat, SignalLoop, Lock)):
         return [("body", stmt.body)]
+    if isinstance(stmt, Scope):
+        return [("body", stmt.body)] + [(f"on{i}", h.body) for i, h in enumerate(stmt.handlers)]
     if isinstance(stmt, STEP_KINDS):
         return [(f"catch{i}", c.body) for i, c in enumerate(stmt.catches)]
     return []
@@ -290,12 +421,14 @@ def walk(block: tuple):
 _NODE_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (Expr, Retry, Input, Catch, Call, Activity, WaitSignal, ChildFlow, Sleep, Fail, Return, Set,
-                IfBranch, If, Parallel, For, Flow)
+                IfBranch, If, Parallel, For, While, Repeat, Break, Continue, SignalLoop, Lock, Handler, Scope,
+                Flow)
 }
 
 
 _OMITTED_WHEN_NONE = frozenset({"call", "heartbeat_ms", "concurrency", "jitter", "no_retry_exit", "no_retry_errors",
-                                 "total_timeout_ms", "until", "env", "cwd"})  # fields added later: a flow without them pins the same JSON as before
+                                 "total_timeout_ms", "until", "env", "cwd", "tells_ending", "detached", "first",
+                                 "keep_rest", "conditions"})  # fields added later: a flow without them pins the same JSON as before
 
 
 def to_json(node: Any) -> Any:

@@ -184,7 +184,27 @@ def _describe_flow_event(event: ev.Event, where: str = "") -> str:
     if isinstance(event, ev.SignalConsumed):
         return f"{event.step}: took signal '{event.signal}' (seq {event.signal_seq})"
     if isinstance(event, ev.ChildStarted):
-        return f"{event.step}: child workflow {event.child_id} ({event.flow}) requested"
+        detached = " detached (the step completes now)" if event.detached else ""
+        return f"{event.step}: child workflow {event.child_id} ({event.flow}) requested{detached}"
+    if isinstance(event, ev.LoopIterated):
+        return f"{where}: loop test before iteration {event.iteration}: {'go on' if event.go else 'stop'}"
+    if isinstance(event, ev.LoopJumped):
+        return f"{where}: {event.jump}"
+    if isinstance(event, ev.SignalTaken):
+        return f"{where}: took signal '{event.signal}' (seq {event.signal_seq}) as instance {event.instance}"
+    if isinstance(event, ev.LoopClosed):
+        why = {"signal": f"closing signal taken (seq {event.signal_seq})", "until": "its condition holds",
+               "max": "it ran its most iterations"}.get(event.reason, event.reason)
+        return f"{where}: signal loop closed: {why}"
+    if isinstance(event, ev.ScopeStarted):
+        return f"{where}: scope started (its handlers take signals from here on)"
+    if isinstance(event, ev.LockRequested):
+        return f"{where}: lock '{event.lock}' requested ({'home-wide' if event.scope == 'home' else 'this workflow'})"
+    if isinstance(event, (ev.LockAcquired, ev.LockGranted)):
+        return f"{where}: lock '{event.lock}' acquired" + (" (granted by the supervisor)"
+                                                          if isinstance(event, ev.LockGranted) else "")
+    if isinstance(event, ev.LockReleased):
+        return f"{where}: lock '{event.lock}' released"
     if isinstance(event, ev.ChildCompleted):
         return f"{event.step}: child {event.child_id} completed -> {short_json(event.result)}"
     if isinstance(event, ev.ChildFailed):

@@ -23,7 +23,8 @@ def cmd_signal(args: argparse.Namespace) -> int:
     workflow_id = validate_workflow_id(args.id)
     data = parse_data(args.data)
     tx = engine.signal(workflow_id, args.name, data)
-    consumed = any(isinstance(e, ev.SignalConsumed) for e in tx.appended)
+    consumed = any(isinstance(e, (ev.SignalConsumed, ev.SignalTaken)) or (isinstance(e, ev.LoopClosed) and e.signal_seq)
+                   for e in tx.appended)
     print(f"signal '{args.name}' recorded for {workflow_id}" + (" and taken by a waiting step" if consumed else
                                                               " (buffered until a step waits for it)"))
     awaited = waited_signals(tx.state.flow)
@@ -36,14 +37,16 @@ def cmd_signal(args: argparse.Namespace) -> int:
 
 
 def waited_signals(flow: ir.Flow) -> set[str]:
-    """Every signal name a ``wait signal`` step of ``flow`` waits for."""
+    """Every signal name a ``wait signal`` step, a signal loop or an ``on signal`` handler of ``flow`` waits for."""
     names: set[str] = set()
     stack: list[object] = [flow]
     while stack:
         node = stack.pop()
         if isinstance(node, ir.WaitSignal):
             names.add(node.signal)
-        elif is_dataclass(node):
+        elif isinstance(node, (ir.SignalLoop, ir.Handler)):
+            names.update(n for n in (node.signal, getattr(node, "close_signal", None)) if n)
+        if is_dataclass(node):
             stack.extend(getattr(node, f.name) for f in fields(node))
         elif isinstance(node, (tuple, list)):
             stack.extend(node)

@@ -20,6 +20,11 @@ the commands that move it on:
 | if          | -                                            | ChooseBranch                     |
 | parallel    | -                                            | StartParallel                    |
 | for         | -                                            | StartLoop (the items, recorded)  |
+| while/repeat| before each iteration                        | IterateLoop (the test, recorded) |
+| break/cont. | -                                            | JumpLoop                         |
+| signal for  | a buffered signal, room / closing signal     | TakeSignal / CloseLoop           |
+| scope       | not started / a handled signal since it began| StartScope / TakeSignal          |
+| lock        | not requested / first in line, free / body end| RequestLock / AcquireLock / ReleaseLock |
 | fail        | -                                            | the failure path                 |
 | return      | -                                            | CompleteWorkflow(value)          |
 
@@ -40,6 +45,7 @@ from typing import Any, Callable, Iterator, Mapping
 from localflow import ir
 from localflow.core import events as ev
 from localflow.core import expr, retry, secrets
+from localflow.core.frozen import replace
 from localflow.core.state import STEP_TIMEOUT, UNDO_PREFIX, Frame, StepState, WorkflowState
 from localflow.core.timefmt import format_duration, to_iso
 from localflow.core.jsonvalue import check_command
@@ -78,7 +84,7 @@ def decide(state: WorkflowState) -> list:
     if deadline is not None and deadline.fired_at is not None:
         message = f"the workflow timed out after {format_duration(deadline.duration_ms)}"
         return _abort(state, {"kind": "timeout", "message": message, "step": None, "line": None})
-    if state.body_done:
+    if state.body_done and not state.frames:  # (branches that `keep rest` left running end first)
         return [ev.CompleteWorkflow(None)]
     batch = _Batch(state)
     if state.flow.timeout_ms and deadline is None:
@@ -87,7 +93,7 @@ def decide(state: WorkflowState) -> list:
     # frame decides on a state that already holds what the frames before it did (a race
     # won, a signal taken). Replay calls decide the same way.
     for frame in list(state.frames.values()):
-        if frame.entered or frame.current is None:
+        if frame.current is None or (frame.entered and type(frame.current) not in _LISTENING):
             continue
         stmt = frame.current
         try:
@@ -133,6 +139,11 @@ class Env(Mapping):
         if name in state.input:
             return state.input[name]
         step = self._step(name)
+        if step is not None and step.tells_ending:  # a wait step of a flow parsed since it says how it ended
+            if step.status == "completed":
+                return {"result": step.result, "attempts": 1, "ended": "signal", "timed_out": False}
+            if step.caught is not None:
+                return {"result": None, "attempts": 1, "ended": "timeout", "timed_out": True}
         if step is not None and step.status == "completed":
             value = {"result": step.result, "attempts": len(step.attempts) or 1}
             if step.child_id:
@@ -308,7 +319,8 @@ def _on_child(stmt: ir.ChildFlow, frame: Frame, batch: _Batch) -> list:
     step = batch.state.steps.get(key)
     if step is None:
         given = _eval(stmt.input, frame, batch) if stmt.input is not None else {}
-        return [ev.StartChild(frame.id, frame.pc, key, stmt.flow, given, child_id(batch.state.workflow_id, key))]
+        return [ev.StartChild(frame.id, frame.pc, key, stmt.flow, given, child_id(batch.state.workflow_id, key),
+                              True if stmt.detached else None)]
     if step.outcome == "failed":
         error = step.error_value or {}
         message = f"step '{key}': child workflow {step.child_id} failed: {error.get('message')}"
@@ -442,7 +454,11 @@ def _on_if(stmt: ir.If, frame: Frame, batch: _Batch) -> list:
 
 
 def _on_parallel(stmt: ir.Parallel, frame: Frame, batch: _Batch) -> list:
-    return [ev.StartParallel(frame.id, frame.pc, len(stmt.branches), stmt.race)]
+    chosen = None
+    if stmt.conditions is not None:  # `branch if COND:`: an OR-split, the conditions tried in order
+        chosen = [i for i, condition in enumerate(stmt.conditions)
+                  if condition is None or bool(_eval(condition, frame, batch))]
+    return [ev.StartParallel(frame.id, frame.pc, len(stmt.branches), stmt.race, chosen)]
 
 
 def _on_for(stmt: ir.For, frame: Frame, batch: _Batch) -> list:
@@ -451,6 +467,92 @@ def _on_for(stmt: ir.For, frame: Frame, batch: _Batch) -> list:
         raise ExpressionError(f"for {stmt.var} in ...: expected a list, got {expr.kind(items)}",
                               stmt.items.line, stmt.items.col)
     return [ev.StartLoop(frame.id, frame.pc, items)]
+
+
+def _on_while(stmt: ir.While, frame: Frame, batch: _Batch) -> list:
+    go = bool(_eval(stmt.condition, frame, batch))
+    return _iterate(stmt, frame, batch, go)
+
+
+def _on_repeat(stmt: ir.Repeat, frame: Frame, batch: _Batch) -> list:
+    done = frame.next_item
+    if done == 0:  # the first iteration runs untested
+        return _iterate(stmt, frame, batch, True)
+    last = replace(frame, suffix=f"{frame.suffix}[{done - 1}]")  # `until` reads the iteration's steps
+    return _iterate(stmt, frame, batch, not bool(_eval(stmt.until, last, batch)))
+
+
+def _iterate(stmt: Any, frame: Frame, batch: _Batch, go: bool) -> list:
+    if go and frame.next_item >= stmt.max_iterations:
+        kind = "while" if isinstance(stmt, ir.While) else "repeat"
+        message = (f"the {kind} loop at line {stmt.line} would run more than its most of "
+                   f"{stmt.max_iterations} iteration{'s' if stmt.max_iterations != 1 else ''}")
+        return _abort(batch.state, {"kind": "loop", "message": message, "step": stmt.id + frame.suffix,
+                                    "line": stmt.line})
+    return [ev.IterateLoop(frame.id, frame.pc, frame.next_item, go)]
+
+
+def _on_break(stmt: ir.Break, frame: Frame, batch: _Batch) -> list:
+    return [ev.JumpLoop(frame.id, frame.pc, "break")]
+
+
+def _on_continue(stmt: ir.Continue, frame: Frame, batch: _Batch) -> list:
+    return [ev.JumpLoop(frame.id, frame.pc, "continue")]
+
+
+def _on_signal_loop(stmt: ir.SignalLoop, frame: Frame, batch: _Batch) -> list:
+    if frame.closed:
+        return []
+    if stmt.until is not None and bool(_eval(stmt.until, frame, batch)):
+        return [ev.CloseLoop(frame.id, frame.pc, "until")]
+    if frame.next_item >= stmt.max_iterations:
+        return [ev.CloseLoop(frame.id, frame.pc, "max")]
+    for signal in batch.state.signals:  # in the order they arrived
+        if signal.consumed_by is not None:
+            continue
+        if signal.signal == stmt.close_signal:
+            return [ev.CloseLoop(frame.id, frame.pc, "signal", signal.seq)]
+        if signal.signal == stmt.signal:
+            if frame.open_children >= stmt.concurrency:
+                return []
+            return [ev.TakeSignal(frame.id, frame.pc, signal.signal, signal.seq, frame.next_item)]
+    return []
+
+
+def _on_scope(stmt: ir.Scope, frame: Frame, batch: _Batch) -> list:
+    if not frame.entered:
+        return [ev.StartScope(frame.id, frame.pc)]
+    if frame.closed:
+        return []
+    names = {handler.signal for handler in stmt.handlers}
+    for signal in batch.state.signals:
+        if signal.consumed_by is None and signal.seq > frame.since and signal.signal in names:
+            return [ev.TakeSignal(frame.id, frame.pc, signal.signal, signal.seq, frame.next_item)]
+    return []
+
+
+MAX_LOCK_NAME = 200
+
+
+def _on_lock(stmt: ir.Lock, frame: Frame, batch: _Batch) -> list:
+    state = batch.state
+    if not frame.entered:
+        name = _eval(stmt.name, frame, batch)
+        if not isinstance(name, str) or not name or len(name) > MAX_LOCK_NAME:
+            raise ExpressionError(f"lock: expected a lock name, a string of 1 to {MAX_LOCK_NAME} characters, "
+                                  f"got {expr.to_text(name)[:80]}", stmt.name.line, stmt.name.col)
+        return [ev.RequestLock(frame.id, frame.pc, name, stmt.scope)]
+    request = state.locks.get((frame.id, frame.pc))
+    if request is None:
+        return []
+    if frame.closed:
+        return [ev.ReleaseLock(frame.id, frame.pc, request.lock)]
+    if request.granted or request.scope != "workflow":
+        return []  # held; or a home-wide lock: the supervisor grants it (LockGranted)
+    line = [r for r in state.live_locks() if r.lock == request.lock and r.scope == "workflow"]
+    if line and line[0] is request and not any(r.granted for r in line):
+        return [ev.AcquireLock(frame.id, frame.pc, request.lock)]
+    return []
 
 
 _HANDLERS: dict[type, Callable[[Any, Frame, _Batch], list]] = {
@@ -464,7 +566,15 @@ _HANDLERS: dict[type, Callable[[Any, Frame, _Batch], list]] = {
     ir.If: _on_if,
     ir.Parallel: _on_parallel,
     ir.For: _on_for,
+    ir.While: _on_while,
+    ir.Repeat: _on_repeat,
+    ir.Break: _on_break,
+    ir.Continue: _on_continue,
+    ir.SignalLoop: _on_signal_loop,
+    ir.Scope: _on_scope,
+    ir.Lock: _on_lock,
 }
+_LISTENING = (ir.SignalLoop, ir.Scope, ir.Lock)  # decide for them again while their blocks run
 
 
 # --- failure, cancellation, compensation ---------------------------------------------

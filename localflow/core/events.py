@@ -4,7 +4,9 @@ Two families of events never mix:
 - *decision* events record what ``decide`` chose: ActivityScheduled,
   TimerStarted, the control-flow events (BranchChosen, VariableSet,
   ParallelStarted, LoopStarted, CatchEntered, SignalConsumed, ChildStarted,
-  CompensationStarted) and the endings (WorkflowCompleted, WorkflowFailed,
+  CompensationStarted, and since the Workflow Patterns release LoopIterated,
+  LoopJumped, SignalTaken, LoopClosed, ScopeStarted, LockRequested, LockAcquired,
+  LockReleased) and the endings (WorkflowCompleted, WorkflowFailed,
   WorkflowCancelled). Each is the record of exactly one command, and replay
   checks that deciding again yields the same commands.
 - *world* events record what came from outside: WorkflowStarted,
@@ -12,7 +14,8 @@ Two families of events never mix:
   SignalReceived, CancelRequested, WorkflowTerminated, ChildCompleted, ChildFailed,
   WorkflowNondeterministic (the executor found, by replaying, that the history
   disagrees with its flow), and the repairs a user asked for: WorkflowResumed,
-  WorkflowForked, WorkflowImported; TimeSkipped notes a virtual clock's jump.
+  WorkflowForked, WorkflowImported; TimeSkipped notes a virtual clock's jump;
+  LockGranted is the supervisor granting a home-wide lock.
 
 Every event carries ``seq`` (1, 2, ...) and ``ts`` (epoch ms, stamped by the
 shell). ``to_record`` / ``from_record`` convert to the plain dicts the store
@@ -179,11 +182,14 @@ class VariableSet(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ParallelStarted(Event):
+    """``chosen``: with ``branch if`` conditions, the indexes of the branches whose condition held."""
+
     decision: ClassVar[bool] = True
     frame: str
     at: int
     branches: int
     race: bool
+    chosen: Union[list, None] = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,6 +222,8 @@ class SignalConsumed(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ChildStarted(Event):
+    """``detached``: the step completes at once; the child runs on its own (``flow NAME detached``)."""
+
     decision: ClassVar[bool] = True
     frame: str
     at: int
@@ -223,6 +231,96 @@ class ChildStarted(Event):
     flow: str
     input: JSON
     child_id: str
+    detached: Union[bool, None] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopIterated(Event):
+    """A while or repeat loop's test before its iteration ``iteration`` (0, 1, ...): ``go`` is
+    whether that iteration runs (for repeat, the first always does, untested)."""
+
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    iteration: int
+    go: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopJumped(Event):
+    """``break`` or ``continue`` (``jump``) ran, at ``frame``/``at``: it ends the innermost loop
+    around it, or that loop's current iteration."""
+
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    jump: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalTaken(Event):
+    """A signal loop (``for x in signal NAME``) or an ``on signal`` handler of a scope took the
+    signal recorded at ``signal_seq``: it starts instance ``instance`` of that body."""
+
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    signal: str
+    signal_seq: int
+    instance: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopClosed(Event):
+    """A signal loop takes no more signals: ``reason`` ``signal`` (it took its closing signal,
+    ``signal_seq``), ``until`` (its condition held) or ``max`` (it ran its most iterations)."""
+
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    reason: str
+    signal_seq: Union[int, None] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScopeStarted(Event):
+    """A block with ``on signal`` handlers began: they take signals recorded after this event."""
+
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockRequested(Event):
+    """``lock NAME`` was reached: the request's place in line is its seq. ``scope`` ``workflow``
+    or ``home`` (``lock NAME global``)."""
+
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    lock: str
+    scope: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockAcquired(Event):
+    """A workflow-scoped lock went to the request at ``frame``/``at`` (decided: first in line)."""
+
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    lock: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockReleased(Event):
+    """The body of the lock at ``frame``/``at`` ended: the lock is free for the next in line."""
+
+    decision: ClassVar[bool] = True
+    frame: str
+    at: int
+    lock: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,6 +340,16 @@ class CompensationStarted(Event):
 class SignalReceived(Event):
     signal: str
     data: JSON
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockGranted(Event):
+    """A home-scoped lock (``lock NAME global``) went to the request at ``frame``/``at``: recorded by
+    the supervisor, the one grantor, in order of request across the workflows of the home."""
+
+    frame: str
+    at: int
+    lock: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -361,12 +469,21 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkflowImported,
         TimeSkipped,
         WorkflowTerminated,
+        LoopIterated,
+        LoopJumped,
+        SignalTaken,
+        LoopClosed,
+        ScopeStarted,
+        LockRequested,
+        LockAcquired,
+        LockReleased,
+        LockGranted,
     )
 }
 
 _TIME_FIELDS = ("ts", "fire_at", "until")
 _OMITTED_WHEN_NONE = frozenset({"call", "heartbeat_ms", "heartbeat_details",
-                                 "env", "cwd", "secrets", "until"})  # added later: histories without it read and write as before
+                                 "env", "cwd", "secrets", "until", "chosen", "detached"})  # added later: histories without it read and write as before
 
 
 def omitted(name: str, value: Any) -> bool:
@@ -452,6 +569,14 @@ EnterCatch = _command_for("EnterCatch", CatchEntered)
 ConsumeSignal = _command_for("ConsumeSignal", SignalConsumed)
 StartChild = _command_for("StartChild", ChildStarted)
 StartCompensation = _command_for("StartCompensation", CompensationStarted)
+IterateLoop = _command_for("IterateLoop", LoopIterated)
+JumpLoop = _command_for("JumpLoop", LoopJumped)
+TakeSignal = _command_for("TakeSignal", SignalTaken)
+CloseLoop = _command_for("CloseLoop", LoopClosed)
+StartScope = _command_for("StartScope", ScopeStarted)
+RequestLock = _command_for("RequestLock", LockRequested)
+AcquireLock = _command_for("AcquireLock", LockAcquired)
+ReleaseLock = _command_for("ReleaseLock", LockReleased)
 
 Command = Any  # one of the classes above
 
@@ -469,6 +594,14 @@ _RECORDED_AS: dict[type, type[Event]] = {
     ConsumeSignal: SignalConsumed,
     StartChild: ChildStarted,
     StartCompensation: CompensationStarted,
+    IterateLoop: LoopIterated,
+    JumpLoop: LoopJumped,
+    TakeSignal: SignalTaken,
+    CloseLoop: LoopClosed,
+    StartScope: ScopeStarted,
+    RequestLock: LockRequested,
+    AcquireLock: LockAcquired,
+    ReleaseLock: LockReleased,
 }
 _COMMAND_OF: dict[type[Event], type] = {v: k for k, v in _RECORDED_AS.items()}
 

@@ -5,8 +5,12 @@ parallel branch, a loop iteration, a catch block) with its program counter.
 Its id names its place: ``root``, ``root/3:then0``, ``root/5:body[2]``;
 ``suffix`` (``[2]``) is appended to the keys of steps inside loops
 (``pack[2]``). A statement that opens blocks marks its frame ``entered`` and
-counts ``open_children``; when the last child ends (for a race, the first), the
-frame moves on. Only live frames are kept in the state.
+counts ``open_children``; when the last child ends (for a race, the first; for
+``first K``, the K-th), the frame moves on. While and repeat loops hand control
+back to ``decide`` after each iteration (it tests the condition again); a lock's
+and a scope's frame note that their body ended (``closed``). Children left running
+by ``first K keep rest`` are re-parented to ``BACKGROUND``: they run on, and the
+workflow completes only after them. Only live frames are kept in the state.
 
 These functions take and return a ``WorkflowState`` (only its ``frames`` and
 ``body_done`` change); ``state.py`` calls them from its event handlers.
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
     from localflow.core.state import WorkflowState
 
 ROOT = "root"
+BACKGROUND = "background"  # the parent of branches left running by `first K keep rest` (no such frame)
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,11 @@ class Frame:
     entered: bool = False  # the current statement has opened its blocks
     open_children: int = 0
     items: tuple = ()  # a loop's recorded items
-    next_item: int = 0  # a loop's next iteration to start
+    next_item: int = 0  # a loop's next iteration to start (while, repeat, signal loops: iterations started)
+    need: int = 0  # ``first K``: how many children must end for the join (0: all of them)
+    done_children: int = 0  # children that ended (counted only when ``need`` is set)
+    since: int = 0  # a scope's ScopeStarted seq: its handlers take signals recorded after it
+    closed: bool = False  # a signal loop takes no more signals; a scope's or lock's body has ended
 
     @property
     def current(self) -> Any:
@@ -79,12 +88,23 @@ def update_frame(state: WorkflowState, frame_id: str, **changes: Any) -> Workflo
     return replace(state, frames=frames)
 
 
+def open_child(state: WorkflowState, frame: Frame, label: str, block: tuple, suffix: str,
+               bindings: Mapping, **changes: Any) -> WorkflowState:
+    """Start one more child block of the frame's (entered) current statement, beside those running."""
+    child_id = f"{frame.id}/{frame.pc}:{label}"
+    frames = dict(state.frames)
+    frames[frame.id] = replace(frame, entered=True, open_children=frame.open_children + 1, **changes)
+    frames[child_id] = Frame(child_id, tuple(block), frame.id, 0, suffix, bindings)
+    state = replace(state, frames=frames)
+    return end_frame(state, child_id) if not block else state
+
+
 def advance(state: WorkflowState, frame_id: str) -> WorkflowState:
     """The frame's current statement is done: move to the next, or end the frame."""
     frame = state.frames[frame_id]
     if frame.pc + 1 < len(frame.block):
         return update_frame(state, frame_id, pc=frame.pc + 1, entered=False, open_children=0,
-                             items=(), next_item=0)
+                            items=(), next_item=0, need=0, done_children=0, since=0, closed=False)
     return end_frame(state, frame_id)
 
 
@@ -102,6 +122,20 @@ def end_frame(state: WorkflowState, frame_id: str) -> WorkflowState:
     if isinstance(stmt, ir.Parallel) and stmt.race:
         return advance(drop_descendants(state, f"{parent.id}/{parent.pc}:"), parent.id)
     remaining = parent.open_children - 1
+    if isinstance(stmt, (ir.While, ir.Repeat)):  # decide tests the condition again
+        return update_frame(state, parent.id, entered=False, open_children=0)
+    if isinstance(stmt, ir.Lock):  # decide releases it
+        return update_frame(state, parent.id, open_children=0, closed=True)
+    if isinstance(stmt, (ir.SignalLoop, ir.Scope)):
+        closed = parent.closed or frame_id == f"{parent.id}/{parent.pc}:body"  # a scope's body ended
+        if closed and remaining <= 0:
+            return advance(state, parent.id)
+        return update_frame(state, parent.id, open_children=remaining, closed=closed)
+    if parent.need:
+        if parent.done_children + 1 >= parent.need:
+            return _join_early(state, parent)
+        state = update_frame(state, parent.id, done_children=parent.done_children + 1)
+        parent = state.frames[parent.id]
     if isinstance(stmt, ir.For) and parent.next_item < len(parent.items):
         state = update_frame(state, parent.id, open_children=remaining)
         parent = state.frames[parent.id]
@@ -122,6 +156,35 @@ def _open_more(state: WorkflowState, loop_frame: Frame) -> WorkflowState:
     frames[child_id] = Frame(child_id, tuple(block), loop_frame.id, 0, suffix, bindings)
     state = replace(state, frames=frames)
     return end_frame(state, child_id) if not block else state
+
+
+def _join_early(state: WorkflowState, parent: Frame) -> WorkflowState:
+    """``first K`` reached: the others are cancelled, or with ``keep rest`` left running in the background."""
+    prefix = f"{parent.id}/{parent.pc}:"
+    if not getattr(parent.current, "keep_rest", None):
+        return advance(drop_descendants(state, prefix), parent.id)
+    frames = {k: replace(f, parent=BACKGROUND) if f.parent == parent.id and k.startswith(prefix) else f
+              for k, f in state.frames.items()}
+    return advance(replace(state, frames=frames), parent.id)
+
+
+def jump(state: WorkflowState, frame_id: str, kind: str) -> WorkflowState:
+    """``break`` / ``continue`` in ``frame_id``: end the innermost loop around it, or its iteration.
+
+    With no loop around it any more (a branch left running in the background by ``keep rest``),
+    it ends that branch.
+    """
+    child = state.frames[frame_id]
+    while child.parent is not None:
+        parent = state.frames.get(child.parent)
+        if parent is None:
+            break
+        if isinstance(parent.current, ir.LOOP_KINDS) and child.id.startswith(f"{parent.id}/{parent.pc}:body"):
+            if kind == "break":
+                return advance(drop_descendants(state, f"{parent.id}/{parent.pc}:"), parent.id)
+            return end_frame(drop_descendants(state, child.id + "/"), child.id)
+        child = parent
+    return end_frame(drop_descendants(state, frame_id + "/"), frame_id)
 
 
 def drop_descendants(state: WorkflowState, prefix: str) -> WorkflowState:

@@ -23,7 +23,7 @@ from localflow.core.frozen import replace
 from localflow import ir
 from localflow.core import events as ev
 from localflow.core.frames import (
-    ROOT, Frame, advance, frame_at, iteration, open_blocks, update_frame)
+    ROOT, Frame, advance, frame_at, iteration, jump, open_blocks, open_child, update_frame)
 from localflow.errors import FoldError
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
@@ -90,6 +90,8 @@ class StepState:
     error_value: Any = None
     caught: Union[int, None] = None  # index of the catch block that handled its failure
     fresh_from: Union[int, None] = None  # after a resume: attempts before this index no longer count
+    detached: bool = False  # a child flow started detached: the step completed when it was started
+    tells_ending: bool = False  # a wait step whose value says how it ended (WaitSignal.tells_ending)
 
     @property
     def last(self) -> Attempt:
@@ -165,6 +167,19 @@ class Signal:
 
 
 @dataclass(frozen=True)
+class LockRequest:
+    """A ``lock`` statement's request (``frame``/``at``), in line from ``seq``; ``granted`` once it holds it."""
+
+    frame: str
+    at: int
+    lock: str
+    scope: str
+    seq: int
+    requested_at: int
+    granted: bool = False
+
+
+@dataclass(frozen=True)
 class WorkflowState:
     workflow_id: str
     flow: ir.Flow
@@ -193,6 +208,7 @@ class WorkflowState:
     cancelled_while_held: bool = False  # a cancel that came after the import (ends it as it is)
     origin: Any = None  # {"workflow_id", "seq"} of the workflow this one was forked from
     resumes: int = 0
+    locks: Mapping[tuple, LockRequest] = field(default_factory=dict)  # by (frame, at); see live_locks
 
     @property
     def terminal(self) -> bool:
@@ -258,6 +274,23 @@ class WorkflowState:
     def pending_children(self) -> list[StepState]:
         return [s for s in self.steps.values() if s.kind == "child" and s.pending]
 
+    def detached_children(self) -> list[StepState]:
+        """Child flows started detached: the supervisor creates each once; nothing else links them."""
+        return [s for s in self.steps.values() if s.detached]
+
+    def live_locks(self) -> list[LockRequest]:
+        """Lock requests still in force, in order of request: their ``lock`` statement is still
+        where its frame is (a frame that ended, was cancelled, or a workflow that is ending or
+        ended holds and waits for nothing)."""
+        if self.terminal or self.compensation is not None:
+            return []
+        out = []
+        for request in self.locks.values():
+            frame = self.frames.get(request.frame)
+            if frame is not None and frame.pc == request.at and frame.entered:
+                out.append(request)
+        return sorted(out, key=lambda r: r.seq)
+
     def timer_for(self, step: str, purpose: str) -> Union[TimerState, None]:
         for timer in self.timers.values():
             if timer.step == step and timer.purpose == purpose and not timer.retired:
@@ -281,7 +314,7 @@ def initial(started: ev.WorkflowStarted, flow: Union[ir.Flow, None] = None) -> W
         updated_at=started.ts,
         parent=started.parent,
         last_seq=started.seq,
-        frames={ROOT: Frame(ROOT, tuple(flow.body))},
+        frames={ROOT: Frame(ROOT, tuple(flow.body))} if flow.body else {},
         body_done=not flow.body,
     )
 
@@ -390,14 +423,24 @@ def _on_signal_received(event: ev.SignalReceived, state: WorkflowState) -> Workf
 def _on_signal_consumed(event: ev.SignalConsumed, state: WorkflowState) -> WorkflowState:
     signals = tuple(replace(s, consumed_by=event.step) if s.seq == event.signal_seq else s for s in state.signals)
     data = next((s.data for s in signals if s.seq == event.signal_seq), None)
-    step = StepState(event.step, kind="wait", frame=event.frame, outcome="completed", result_value=data)
+    step = StepState(event.step, kind="wait", frame=event.frame, outcome="completed", result_value=data,
+                     tells_ending=_tells_ending(state, event.frame))
     return _finish_step(_put_step(replace(state, signals=signals), step), step)
+
+
+def _tells_ending(state: WorkflowState, frame_id: str) -> bool:
+    frame = state.frames.get(frame_id)
+    return bool(frame is not None and getattr(frame.current, "tells_ending", None))
 
 
 @_apply.register
 def _on_child_started(event: ev.ChildStarted, state: WorkflowState) -> WorkflowState:
-    return _put_step(state, StepState(event.step, kind="child", frame=event.frame, child_id=event.child_id,
-                                      child_flow=event.flow, child_input=event.input))
+    step = StepState(event.step, kind="child", frame=event.frame, child_id=event.child_id,
+                     child_flow=event.flow, child_input=event.input)
+    if not event.detached:
+        return _put_step(state, step)
+    step = replace(step, detached=True, outcome="completed", result_value={"workflow_id": event.child_id})
+    return _finish_step(_put_step(state, step), step)
 
 
 @_apply.register
@@ -474,7 +517,18 @@ def _on_variable_set(event: ev.VariableSet, state: WorkflowState) -> WorkflowSta
 def _on_parallel_started(event: ev.ParallelStarted, state: WorkflowState) -> WorkflowState:
     frame = frame_at(state, event.frame, event.at)
     blocks = ir.child_blocks(frame.current)
+    if event.chosen is not None:  # `branch if`: only the branches whose condition held
+        blocks = [blocks[i] for i in event.chosen if isinstance(i, int) and 0 <= i < len(blocks)]
+        if not blocks:
+            return advance(state, frame.id)
+    frame = replace(frame, need=_need(frame.current, len(blocks)))
     return open_blocks(state, frame, [(label, block, frame.suffix, frame.bindings) for label, block in blocks])
+
+
+def _need(stmt: Any, children: int) -> int:
+    """How many children must end for a ``first K`` join (0: all, the usual join)."""
+    first = getattr(stmt, "first", None)
+    return min(first, children) if first else 0
 
 
 @_apply.register
@@ -482,10 +536,124 @@ def _on_loop_started(event: ev.LoopStarted, state: WorkflowState) -> WorkflowSta
     frame = frame_at(state, event.frame, event.at)
     if not event.items:
         return advance(state, frame.id)
-    frame = replace(frame, items=tuple(event.items))
+    frame = replace(frame, items=tuple(event.items), need=_need(frame.current, len(event.items)))
     first = min(max(frame.current.concurrency, 1), len(event.items))
     state = open_blocks(state, frame, [iteration(frame, i) for i in range(first)])
     return update_frame(state, frame.id, next_item=first)
+
+
+@_apply.register
+def _on_loop_iterated(event: ev.LoopIterated, state: WorkflowState) -> WorkflowState:
+    frame = frame_at(state, event.frame, event.at)
+    if not isinstance(frame.current, (ir.While, ir.Repeat)) or event.iteration != frame.next_item:
+        raise FoldError(f"LoopIterated: no iteration {event.iteration} of a while or repeat loop "
+                        f"at {event.frame}:{event.at}")
+    if not event.go:
+        return advance(state, frame.id)
+    return open_child(state, frame, f"body[{event.iteration}]", frame.current.body,
+                      f"{frame.suffix}[{event.iteration}]", frame.bindings, next_item=event.iteration + 1)
+
+
+@_apply.register
+def _on_loop_jumped(event: ev.LoopJumped, state: WorkflowState) -> WorkflowState:
+    frame = frame_at(state, event.frame, event.at)
+    if event.jump not in ("break", "continue"):
+        raise FoldError(f"LoopJumped: unknown jump {event.jump!r}")
+    return jump(state, frame.id, event.jump)
+
+
+def _listening(state: WorkflowState, frame_id: str, at: int, kinds: tuple, what: str) -> Frame:
+    """The frame whose current statement (at ``at``) is one that decides while its blocks run."""
+    frame = state.frames.get(frame_id)
+    if frame is None or frame.pc != at or not isinstance(frame.current, kinds):
+        raise FoldError(f"{what}: frame {frame_id!r} is not at such a statement {at}")
+    return frame
+
+
+@_apply.register
+def _on_signal_taken(event: ev.SignalTaken, state: WorkflowState) -> WorkflowState:
+    frame = _listening(state, event.frame, event.at, (ir.SignalLoop, ir.Scope), "SignalTaken")
+    stmt = frame.current
+    signal = next((s for s in state.signals if s.seq == event.signal_seq), None)
+    if signal is None or signal.consumed_by is not None or signal.signal != event.signal or frame.closed:
+        raise FoldError(f"SignalTaken: signal {event.signal_seq} cannot be taken here")
+    suffix = f"{frame.suffix}[{event.instance}]"
+    state = replace(state, signals=tuple(replace(s, consumed_by=f"{stmt.id}{suffix}") if s is signal else s
+                                         for s in state.signals))
+    if isinstance(stmt, ir.SignalLoop):
+        label, block, var = f"body[{event.instance}]", stmt.body, stmt.var
+    else:
+        index = next((i for i, h in enumerate(stmt.handlers) if h.signal == event.signal), None)
+        if index is None:
+            raise FoldError(f"SignalTaken: scope {stmt.id} has no handler for signal {event.signal!r}")
+        label, block, var = f"on{index}[{event.instance}]", stmt.handlers[index].body, stmt.handlers[index].var
+    bindings = {**frame.bindings, var: signal.data} if var else frame.bindings
+    return open_child(state, frame, label, block, suffix, bindings, next_item=event.instance + 1)
+
+
+@_apply.register
+def _on_loop_closed(event: ev.LoopClosed, state: WorkflowState) -> WorkflowState:
+    frame = _listening(state, event.frame, event.at, (ir.SignalLoop,), "LoopClosed")
+    if event.signal_seq is not None:
+        state = replace(state, signals=tuple(replace(s, consumed_by=f"{frame.current.id}{frame.suffix}")
+                                             if s.seq == event.signal_seq else s for s in state.signals))
+    if frame.open_children <= 0:
+        return advance(state, frame.id)
+    return update_frame(state, frame.id, closed=True, entered=True)
+
+
+@_apply.register
+def _on_scope_started(event: ev.ScopeStarted, state: WorkflowState) -> WorkflowState:
+    frame = frame_at(state, event.frame, event.at)
+    if not isinstance(frame.current, ir.Scope):
+        raise FoldError(f"ScopeStarted: no scope at {event.frame}:{event.at}")
+    return open_child(state, frame, "body", frame.current.body, frame.suffix, frame.bindings, since=event.seq)
+
+
+@_apply.register
+def _on_lock_requested(event: ev.LockRequested, state: WorkflowState) -> WorkflowState:
+    frame = frame_at(state, event.frame, event.at)
+    if not isinstance(frame.current, ir.Lock):
+        raise FoldError(f"LockRequested: no lock at {event.frame}:{event.at}")
+    request = LockRequest(event.frame, event.at, event.lock, event.scope, event.seq, event.ts)
+    state = replace(state, locks={**_live_requests(state), (event.frame, event.at): request})
+    return update_frame(state, frame.id, entered=True, open_children=0)
+
+
+def _live_requests(state: WorkflowState) -> dict:
+    """The lock requests worth keeping (a request whose frame moved on is over): bounds their number."""
+    return {(r.frame, r.at): r for r in state.live_locks()}
+
+
+def _grant(event: Any, state: WorkflowState) -> WorkflowState:
+    request = state.locks.get((event.frame, event.at))
+    frame = state.frames.get(event.frame)
+    if request is None or request.granted or frame is None or frame.pc != event.at or not frame.entered:
+        return state  # (LockGranted only) a grant that came after the request was abandoned
+    state = replace(state, locks={**state.locks, (event.frame, event.at): replace(request, granted=True)})
+    return open_child(state, frame, "body", frame.current.body, frame.suffix, frame.bindings)
+
+
+@_apply.register
+def _on_lock_acquired(event: ev.LockAcquired, state: WorkflowState) -> WorkflowState:
+    request = state.locks.get((event.frame, event.at))
+    if request is None or request.granted or request.scope != "workflow":
+        raise FoldError(f"LockAcquired: no waiting request at {event.frame}:{event.at}")
+    return _grant(event, state)
+
+
+@_apply.register
+def _on_lock_granted(event: ev.LockGranted, state: WorkflowState) -> WorkflowState:
+    return _grant(event, state)
+
+
+@_apply.register
+def _on_lock_released(event: ev.LockReleased, state: WorkflowState) -> WorkflowState:
+    frame = _listening(state, event.frame, event.at, (ir.Lock,), "LockReleased")
+    locks = dict(state.locks)
+    if locks.pop((event.frame, event.at), None) is None or not frame.closed:
+        raise FoldError(f"LockReleased: the lock at {event.frame}:{event.at} is not held with its body ended")
+    return advance(replace(state, locks=locks), frame.id)
 
 
 @_apply.register
@@ -496,7 +664,8 @@ def _on_catch_entered(event: ev.CatchEntered, state: WorkflowState) -> WorkflowS
         state = _put_step(state, replace(state.steps[event.step], caught=event.catch))
     else:  # a wait that timed out has no step record yet
         state = _put_step(state, StepState(event.step, kind="wait", frame=frame.id, outcome="failed",
-                                           error_value=event.error, caught=event.catch))
+                                           error_value=event.error, caught=event.catch,
+                                           tells_ending=_tells_ending(state, frame.id)))
     bindings = {**frame.bindings, "error": event.error}
     return open_blocks(state, frame, [(f"catch{event.catch}", catch.body, frame.suffix, bindings)])
 

@@ -50,6 +50,7 @@ from localflow.runner.subprocess_runner import (
 from localflow.store.paths import TimerMarker
 from localflow.supervisor.admission import Admission
 from localflow.supervisor.heartbeats import HeartbeatRecorder, final_heartbeat
+from localflow.supervisor.home_locks import HomeLocks, Request
 from localflow.supervisor.wakeups import Wakeups
 
 EventSink = Callable[[str, list], None]
@@ -76,6 +77,8 @@ class Executor:
         # `run` steps as subprocesses, `call` steps on a pool of ``workers`` Python processes
         self.runner = runner if runner is not None else LocalRunner(engine.paths.home, workers)
         self.admission = Admission(max_activities)  # concurrency bounds (supervisor/admission.py)
+        self.home_locks = HomeLocks()  # `lock NAME global:` (supervisor/home_locks.py)
+        self._detached_seen: set[str] = set()  # detached children known to exist
         # An attempt's own thread carries out what its outcome led to (one transaction less a step);
         # a harness that runs one thread at a time (tests/golden/make_histories.py) turns it off.
         self.carry_out_from_attempts = True
@@ -301,8 +304,48 @@ class Executor:
                 self.mark_dirty(workflow_id)
         for child in state.pending_children():
             self._carry_out_child(state, child)
-        if state.terminal and state.parent:
+        for child in state.detached_children():
+            self._start_detached(state, child)
+        self.home_locks.update(state)
+        self._grant_home_locks()
+        if state.terminal and state.parent and not state.parent.get("detached"):
             self.mark_dirty(state.parent["workflow_id"])
+
+    def _start_detached(self, state: WorkflowState, child: StepState) -> None:
+        """Create a child flow its parent started detached, once: nothing else links the two."""
+        if child.child_id in self._detached_seen or state.held:
+            return
+        try:
+            self.engine.state_of(child.child_id)
+        except WorkflowNotFound:
+            try:
+                self.engine.start(child.child_flow, child.child_input, child.child_id,
+                                  parent={"workflow_id": state.workflow_id, "step": child.step, "detached": True})
+            except WorkflowExists:
+                pass
+            except LocalFlowError as exc:
+                self.log(f"{state.workflow_id}: could not start detached child flow {child.child_flow} "
+                         f"as {child.child_id}: {exc}")
+                return
+            self.log(f"{state.workflow_id}: started detached child workflow {child.child_id} ({child.child_flow})")
+            self.mark_dirty(child.child_id)
+        except LocalFlowError:
+            pass  # it exists, damaged: `lf list` shows it
+        self._detached_seen.add(child.child_id)
+
+    def _grant_home_locks(self) -> None:
+        """Record LockGranted for each home-wide lock that is free, to the first in line."""
+        for request in self.home_locks.grants():
+            self.home_locks.mark_granted(request)
+
+            def if_still_waiting(state: WorkflowState, request: Request = request) -> list[ev.Event]:
+                current = next((r for r in state.live_locks() if (r.frame, r.at) == (request.frame, request.at)), None)
+                if current is None or current.granted:
+                    return []
+                return [ev.LockGranted(frame=request.frame, at=request.at, lock=request.lock)]
+
+            self._append(request.workflow_id, if_still_waiting)
+            self.mark_dirty(request.workflow_id)
 
     def _child_failed(self, workflow_id: str, child: StepState, error: dict) -> None:
         failed = ev.ChildFailed(step=child.step, child_id=child.child_id, error=error)

@@ -147,6 +147,17 @@ def test_every_event_round_trips_through_its_record():
         ev.WorkflowImported(bundle={"exported_at": "2026-11-30T00:00:00.000Z"}),
         ev.TimeSkipped(skipped_ms=86_400_000),
         ev.WorkflowTerminated(reason="terminated by the user"),
+        ev.LoopIterated(frame="root", at=1, iteration=0, go=True),
+        ev.LoopJumped(frame="root/1:body[0]", at=2, jump="break"),
+        ev.SignalTaken(frame="root", at=1, signal="job", signal_seq=4, instance=0),
+        ev.LoopClosed(frame="root", at=1, reason="signal", signal_seq=9),
+        ev.ScopeStarted(frame="root", at=0),
+        ev.LockRequested(frame="root", at=0, lock="printer", scope="home"),
+        ev.LockAcquired(frame="root", at=0, lock="printer"),
+        ev.LockGranted(frame="root", at=0, lock="printer"),
+        ev.LockReleased(frame="root", at=0, lock="printer"),
+        ev.ParallelStarted(frame="root", at=0, branches=3, race=False, chosen=[0, 2]),
+        ev.ChildStarted(frame="root", at=0, step="s", flow="F", input={}, child_id="w1.s", detached=True),
     ]
     for event in samples:
         event = event.__class__(**{**event.__dict__, "seq": 5, "ts": 1_764_000_000_456})
