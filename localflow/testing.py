@@ -154,7 +154,7 @@ class World:
         """Something runs that will report by itself: a real process or a scripted attempt whose
         outcome is being recorded. Attempts scripted to ``hang`` wait for a cancel: they do not
         count, so time may skip past them (their race's sleep wins)."""
-        return self.executor.busy and self._scripts.reporting()
+        return any(not self._scripts.hangs(key) for key in self.executor.running_keys())
 
     def _wait(self, condition: threading.Condition, seconds: float, until_due: float) -> None:
         """The executor's wait: the virtual clock's, told the next wake-up even while hanging attempts run."""
@@ -361,10 +361,11 @@ class _Scripts:
         with self._guard:
             return [f"{wid}: {step} attempt {n}" for (wid, step, n), hangs in self._live.items() if hangs]
 
-    def reporting(self) -> bool:
-        """Whether a running attempt may still report by itself (anything but a hanging script)."""
+    def hangs(self, key: tuple) -> bool:
+        """Whether the attempt (workflow id, step, number) is one scripted to hang (it reports only when
+        cancelled); an attempt whose thread still carries out what its outcome led to does not."""
         with self._guard:
-            return not self._live or not all(self._live.values())
+            return self._live.get(key) is True
 
     def _outcome(self, spec: AttemptSpec) -> Outcome:
         outcome = self._scripted_outcome(spec)

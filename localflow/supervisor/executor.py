@@ -158,6 +158,11 @@ class Executor:
         with self._guard:
             return bool(self._running)
 
+    def running_keys(self) -> list:
+        """(workflow id, step, attempt) of every attempt whose thread has not finished."""
+        with self._guard:
+            return list(self._running)
+
     def running_in(self, workflow_id: str) -> bool:
         with self._guard:
             return any(key[0] == workflow_id for key in self._running)
