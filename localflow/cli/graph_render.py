@@ -6,6 +6,13 @@ Mermaid text is for pasting into a README, so its labels are shorter and its
 syntax deliberately conservative (``id["label"]``, ``id{"label"}``, ``-->``,
 ``-.->``, ``|label|``): every label is escaped with Mermaid entity codes, and node
 ids are ``n1``, ``n2``... so no flow text can ever end up in the syntax.
+
+Every statement is drawn: loops (for, signal for, while, repeat ... until) as a
+decision that the body returns to, with their bounds (``parallel N``, ``first K``,
+``keep rest``, ``max N``); ``break`` leaves its loop and ``continue`` goes back to it;
+``branch if`` conditions label their branch; a lock shows its name (and ``global``);
+a block with ``on signal`` handlers is a scope whose handlers hang off it like catches;
+a detached flow step says so.
 """
 
 from __future__ import annotations
@@ -66,9 +73,54 @@ def _catch_label(catch: ir.Catch) -> str:
     return f"catch {catch.match} {values}" if values else f"catch {catch.match}"
 
 
-def _loop_label(stmt: ir.For, limit: int) -> str:
-    parallel = f" (parallel {stmt.concurrency})" if stmt.concurrency > 1 else ""
-    return f"for {stmt.var} in {_short(stmt.items.source, limit)}{parallel}"
+def _notes(parts: list[str]) -> str:
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _first(stmt: ir.Parallel | ir.For) -> list[str]:
+    if stmt.first is None:
+        return []
+    return [f"first {stmt.first}"] + (["keep rest"] if stmt.keep_rest else [])
+
+
+def _loop_label(stmt: object, limit: int) -> str:
+    """The head of a for, signal for or while loop, or of a repeat, with its bounds."""
+    if isinstance(stmt, ir.For):
+        parallel = [f"parallel {stmt.concurrency}"] if stmt.concurrency > 1 else []
+        return f"for {stmt.var} in {_short(stmt.items.source, limit)}{_notes(parallel + _first(stmt))}"
+    if isinstance(stmt, ir.SignalLoop):
+        notes = [f"until signal {stmt.close_signal}"] if stmt.close_signal else []
+        notes += [f"until {_short(stmt.until.source, limit)}"] if stmt.until is not None else []
+        notes += [f"max {stmt.max_iterations}"] + ([f"parallel {stmt.concurrency}"] if stmt.concurrency > 1 else [])
+        return f"for {stmt.var} in signal {stmt.signal}{_notes(notes)}"
+    if isinstance(stmt, ir.While):
+        return f"while {_short(stmt.condition.source, limit)}{_notes([f'max {stmt.max_iterations}'])}"
+    assert isinstance(stmt, ir.Repeat)
+    return f"repeat{_notes([f'max {stmt.max_iterations}'])}"
+
+
+def _parallel_label(stmt: ir.Parallel) -> tuple[str, str]:
+    """(word, notes): ``race`` / ``parallel`` and what it waits for."""
+    if stmt.race:
+        return "race", " (first wins)"
+    return "parallel", _notes(_first(stmt))
+
+
+def _branch_label(stmt: ir.Parallel, index: int, limit: int) -> str:
+    condition = stmt.conditions[index] if stmt.conditions and index < len(stmt.conditions) else None
+    return f"branch {index + 1}" + (f" if {_short(condition.source, limit)}" if condition is not None else "")
+
+
+def _lock_label(stmt: ir.Lock, limit: int) -> str:
+    return f"lock {_short(stmt.name.source, limit)}" + (" (global)" if stmt.scope == "home" else "")
+
+
+def _handler_label(handler: ir.Handler) -> str:
+    return f"on signal {handler.signal}" + (f" as {handler.var}" if handler.var else "")
+
+
+def _scope_label(stmt: ir.Scope) -> str:
+    return "handle signals " + ", ".join(dict.fromkeys(h.signal for h in stmt.handlers))
 
 
 def _step_action(stmt: ir.Step, limit: int, basename: bool = False) -> str:
@@ -79,7 +131,7 @@ def _step_action(stmt: ir.Step, limit: int, basename: bool = False) -> str:
         return "run " + _command(stmt.argv, limit, basename)
     if isinstance(stmt, ir.WaitSignal):
         return f"wait signal {stmt.signal}"
-    return f"child flow {stmt.flow}"
+    return f"child flow {stmt.flow}" + (" detached" if stmt.detached else "")
 
 
 def _step_options(stmt: ir.Step) -> list[str]:
@@ -166,13 +218,22 @@ def _add_statement(parent: Tree, stmt: object) -> None:
         if stmt.orelse is not None:
             _add_labelled_block(node, Text("else", _KEYWORD), stmt.orelse)
     elif isinstance(stmt, ir.Parallel):
-        node = parent.add(Text.assemble(("race", _KEYWORD), (" (first wins)", _DIM)) if stmt.race
-                          else Text("parallel", _KEYWORD))
+        word, notes = _parallel_label(stmt)
+        node = parent.add(Text.assemble((word, _KEYWORD), (notes, _DIM)))
         for index, branch in enumerate(stmt.branches):
-            _add_labelled_block(node, Text(f"branch {index + 1}", _KEYWORD), branch)
-    elif isinstance(stmt, ir.For):
+            _add_labelled_block(node, Text(_branch_label(stmt, index, _TREE_EXPR), _KEYWORD), branch)
+    elif isinstance(stmt, (ir.For, ir.SignalLoop, ir.While, ir.Repeat)):
         node = parent.add(Text(_loop_label(stmt, _TREE_EXPR), _KEYWORD))
         _add_block(node, stmt.body)
+        if isinstance(stmt, ir.Repeat):
+            node.add(Text.assemble(("until ", _KEYWORD), _short(stmt.until.source, _TREE_EXPR)))
+    elif isinstance(stmt, ir.Lock):
+        _add_labelled_block(parent, Text(_lock_label(stmt, _TREE_EXPR), _KEYWORD), stmt.body)
+    elif isinstance(stmt, ir.Scope):
+        node = parent.add(Text(_scope_label(stmt), _KEYWORD))
+        for handler in stmt.handlers:
+            _add_labelled_block(node, Text(_handler_label(handler), _KEYWORD), handler.body)
+        _add_labelled_block(node, Text("while running", _KEYWORD), stmt.body)
     elif isinstance(stmt, ir.STEP_KINDS):
         node = parent.add(_step_label(stmt))
         for catch in stmt.catches:
@@ -230,10 +291,18 @@ def mermaid_escape(text: str, edge: bool = False) -> str:
     return out
 
 
+class _Loop(NamedTuple):
+    """The edges that leave a loop's body early: ``break`` (to after the loop), ``continue`` (back to it)."""
+
+    breaks: list[_Open]
+    continues: list[_Open]
+
+
 class _Chart:
     def __init__(self) -> None:
         self.nodes: list[str] = []
         self.edges: list[tuple[str, str, Union[str, None], bool]] = []
+        self.loops: list[_Loop] = []  # the loops around the statement being drawn, innermost last
 
     def node(self, label: str, decision: bool = False) -> str:
         node_id = f"n{len(self.nodes) + 1}"
@@ -258,7 +327,17 @@ class _Chart:
         if isinstance(stmt, ir.Parallel):
             return self._parallel(stmt, opens)
         if isinstance(stmt, ir.For):
-            return self._for(stmt, opens)
+            return self._loop(stmt, opens, "each item", "next item", "done")
+        if isinstance(stmt, ir.SignalLoop):
+            return self._loop(stmt, opens, "each signal", "next signal", "closed")
+        if isinstance(stmt, ir.While):
+            return self._loop(stmt, opens, "yes", "again", "no")
+        if isinstance(stmt, ir.Repeat):
+            return self._repeat(stmt, opens)
+        if isinstance(stmt, ir.Lock):
+            return self._lock(stmt, opens)
+        if isinstance(stmt, ir.Scope):
+            return self._scope(stmt, opens)
         if isinstance(stmt, ir.STEP_KINDS):
             node = self.node(f"step {stmt.name}: {_step_action(stmt, _CHART_TEXT, basename=True)}")
         else:
@@ -266,6 +345,11 @@ class _Chart:
         self.connect(opens, node)
         if isinstance(stmt, (ir.Return, ir.Fail)):
             self.connect([_Open(node)], _END)
+            return []
+        if isinstance(stmt, (ir.Break, ir.Continue)):
+            if self.loops:
+                jumps = self.loops[-1].breaks if isinstance(stmt, ir.Break) else self.loops[-1].continues
+                jumps.append(_Open(node))
             return []
         after = [_Open(node)]
         for catch in getattr(stmt, "catches", ()):
@@ -286,18 +370,68 @@ class _Chart:
         return after
 
     def _parallel(self, stmt: ir.Parallel, opens: list[_Open]) -> list[_Open]:
-        fork = self.node("race (first wins)" if stmt.race else "parallel")
+        word, notes = _parallel_label(stmt)
+        fork = self.node(word + notes)
         self.connect(opens, fork)
-        ends = [self.block(branch, [_Open(fork, f"branch {i + 1}")]) for i, branch in enumerate(stmt.branches)]
+        ends = [self.block(branch, [_Open(fork, _branch_label(stmt, i, _CHART_TEXT))])
+                for i, branch in enumerate(stmt.branches)]
         if not any(ends):
             return []  # every branch returns or fails: nothing re-joins
-        join = self.node("first branch done" if stmt.race else "all branches done")
+        if stmt.race:
+            joined = "first branch done"
+        elif stmt.first is not None:
+            joined = f"first {stmt.first} {'branch' if stmt.first == 1 else 'branches'} done" \
+                + (" (the rest keep running)" if stmt.keep_rest else "")
+        else:
+            joined = "all branches done"
+        join = self.node(joined)
         for branch_end in ends:
             self.connect(branch_end, join)
         return [_Open(join)]
 
-    def _for(self, stmt: ir.For, opens: list[_Open]) -> list[_Open]:
+    def _body(self, body: tuple, opens: list[_Open]) -> tuple[list[_Open], _Loop]:
+        """A loop body's open ends, and its breaks and continues."""
+        self.loops.append(_Loop([], []))
+        try:
+            return self.block(body, opens), self.loops[-1]
+        finally:
+            self.loops.pop()
+
+    def _loop(self, stmt: object, opens: list[_Open], each: str, again: str, done: str) -> list[_Open]:
+        """for, signal for and while: a decision the body goes back to."""
         loop = self.node(_loop_label(stmt, _CHART_TEXT), decision=True)
         self.connect(opens, loop)
-        self.connect(self.block(stmt.body, [_Open(loop, "each item")]), loop, "next item")
-        return [_Open(loop, "done")]
+        ends, jumps = self._body(stmt.body, [_Open(loop, each)])  # type: ignore[attr-defined]
+        self.connect(ends + jumps.continues, loop, again)
+        return [_Open(loop, done)] + jumps.breaks
+
+    def _repeat(self, stmt: ir.Repeat, opens: list[_Open]) -> list[_Open]:
+        """The body first, then the until test: back to the body until it holds."""
+        start = self.node(_loop_label(stmt, _CHART_TEXT))
+        self.connect(opens, start)
+        ends, jumps = self._body(stmt.body, [_Open(start)])
+        if not ends and not jumps.continues:
+            return jumps.breaks  # the body never reaches its test
+        test = self.node(f"until {_short(stmt.until.source, _CHART_TEXT)}", decision=True)
+        self.connect(ends + jumps.continues, test)
+        self.connect([_Open(test, "no")], start)
+        return [_Open(test, "yes")] + jumps.breaks
+
+    def _lock(self, stmt: ir.Lock, opens: list[_Open]) -> list[_Open]:
+        lock = self.node(_lock_label(stmt, _CHART_TEXT))
+        self.connect(opens, lock)
+        ends = self.block(stmt.body, [_Open(lock)])
+        if not ends:
+            return []
+        release = self.node(f"unlock {_short(stmt.name.source, _CHART_TEXT)}")
+        self.connect(ends, release)
+        return [_Open(release)]
+
+    def _scope(self, stmt: ir.Scope, opens: list[_Open]) -> list[_Open]:
+        """The scope's node leads to its body; each handler hangs off it (dashed), like a catch."""
+        scope = self.node(_scope_label(stmt))
+        self.connect(opens, scope)
+        after = self.block(stmt.body, [_Open(scope)])
+        for handler in stmt.handlers:
+            after += self.block(handler.body, [_Open(scope, _handler_label(handler), dashed=True)])
+        return after

@@ -230,6 +230,10 @@ class WorkflowState:
             stmt = frame.current
             if stmt is not None and not frame.entered:
                 labels.append(label_of(stmt) + frame.suffix)
+            elif isinstance(stmt, ir.Lock):
+                request = self.locks.get((frame.id, frame.pc))
+                if request is not None and not request.granted:
+                    labels.append(f"waiting for lock '{request.lock}'")
         return ", ".join(labels)
 
     def pending_attempts(self) -> list[tuple[str, Attempt]]:

@@ -1,9 +1,12 @@
 """The flow DSL: ``.flow`` text -> ``ir.Flow``, or one FlowSyntaxError holding every problem.
 
 ``lexer`` makes logical lines, ``parser`` builds the IR (syntax; steps and their
-clauses are ``steps``), ``checks`` looks at what the IR means (names in scope,
-duplicates, branch counts, loop limits, reachability). This module runs them, orders
-the diagnostics, and reads flow files. See docs/dsl.md.
+clauses are ``steps``, if/parallel/race/for ``control``, while/repeat/signal loops and
+break/continue ``loops``, lock and ``on signal`` handlers ``scopes``, the trailing
+options of a block line ``options``), ``checks`` looks at what the IR means (names in
+scope, duplicates, branch counts, loop limits and other bounds, jumps outside loops,
+reachability). This module runs them, orders the diagnostics, and reads flow files.
+See docs/dsl.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,22 @@
 """Semantic checks over a parsed ``ir.Flow`` that need no running.
 
 Owns: duplicate and clashing names, names in scope at each expression, constant
-input defaults, expressions that fail whatever the data (``1/0``), branch counts
-and loop limits, and unreachable statements after return/fail in any block.
+input defaults, expressions that fail whatever the data (``1/0``), branch counts,
+loop limits and the other bounds (``max N``, ``first K``, ``parallel N``), ``branch if``
+in a race, duplicate ``on signal`` handlers in one scope, a signal loop closed by its own
+signal, a detached flow step with catches, ``break``/``continue`` outside a loop, and
+unreachable statements after return/fail/break/continue in any block.
 
 Scope, in document order (see docs/dsl.md): inputs and ``workflow`` everywhere;
 a ``set`` variable after its first ``set``; a step after it appears, except that
-a step inside a ``for`` body is visible only inside that loop body; a loop
-variable only inside its loop; ``error`` only inside a catch block. A step or
-variable from a branch that may not run is allowed: reading it unset is a
-runtime error.
+a step inside a loop body (for, signal for, while, repeat) or an ``on signal``
+handler is visible only inside that body (it runs once per iteration or signal);
+a loop or handler variable only inside its body; ``error`` only inside a catch
+block. Where a statement reads its expressions: a ``repeat``'s ``until`` after its
+body, with the body's steps visible; a signal loop's ``until`` with the names
+visible before the loop (and the variables set in it); ``branch if`` conditions
+before the branches. A step or variable from a branch that may not run is allowed:
+reading it unset is a runtime error.
 
 Works on the IR alone (``source_lines`` only sharpens columns), so a flow read back
 from a history can be checked the same way. Returns diagnostics; never raises.
@@ -31,9 +38,11 @@ from localflow.dsl.lexer import diagnostic
 from localflow.errors import Diagnostic, ExpressionError, InvalidValue
 
 MAX_CONCURRENCY = 1000
+MAX_FIRST = 1000  # parallel first K / for ... first K
 CHECK_TIME = "2000-01-01T00:00:00.000Z"  # what now() gives when a constant expression is tried
 
-# The expressions each statement kind evaluates, in the order it evaluates them (if: see _Scopes.stmt).
+# The expressions each statement kind evaluates, in the order it evaluates them (where the if, repeat
+# and signal loop read theirs: see _Scopes.stmt).
 EXPRESSIONS: dict[type, Callable[[ir.Stmt], list[ir.Expr]]] = {
     ir.Activity: lambda s: [*s.argv, *([s.stdin] if s.stdin is not None else []), *(s.undo or ()),  # type: ignore
                             *(e for _, e in (s.call.kwargs if s.call is not None else ())),
@@ -45,10 +54,17 @@ EXPRESSIONS: dict[type, Callable[[ir.Stmt], list[ir.Expr]]] = {
     ir.Return: lambda s: [s.value],  # type: ignore[union-attr]
     ir.Set: lambda s: [s.value],  # type: ignore[union-attr]
     ir.If: lambda s: [b.condition for b in s.branches],  # type: ignore[union-attr]
-    ir.Parallel: lambda s: [],
+    ir.Parallel: lambda s: [c for c in s.conditions or () if c is not None],  # type: ignore[union-attr]
     ir.For: lambda s: [s.items],  # type: ignore[union-attr]
+    ir.While: lambda s: [s.condition],  # type: ignore[union-attr]
+    ir.Repeat: lambda s: [s.until],  # type: ignore[union-attr]
+    ir.SignalLoop: lambda s: [s.until] if s.until is not None else [],  # type: ignore[union-attr]
+    ir.Lock: lambda s: [s.name],  # type: ignore[union-attr]
+    ir.Scope: lambda s: [],
+    ir.Break: lambda s: [],
+    ir.Continue: lambda s: [],
 }
-ENDS_BLOCK = {ir.Return: "return", ir.Fail: "fail"}
+ENDS_BLOCK = {ir.Return: "return", ir.Fail: "fail", ir.Break: "break", ir.Continue: "continue"}
 
 
 def check_flow(flow: ir.Flow, source_lines: Sequence[str] = (), file: str | None = None) -> list[Diagnostic]:
@@ -57,6 +73,7 @@ def check_flow(flow: ir.Flow, source_lines: Sequence[str] = (), file: str | None
     checker.duplicates()
     checker.input_defaults()
     checker.shapes()
+    checker.bounds()
     checker.env_and_cwd()
     checker.sleep_until()
     _Scopes(checker).block(flow.body, _Where())
@@ -133,15 +150,57 @@ class _Checker:
     def shapes(self) -> None:
         for stmt in ir.walk(self.flow.body):
             if isinstance(stmt, ir.Parallel):
-                least = 2 if stmt.race else 1
-                if len(stmt.branches) < least:
-                    word = "race" if stmt.race else "parallel"
-                    need = "at least two 'branch:' blocks" if stmt.race else "at least one 'branch:' block"
-                    self.error(stmt.line, stmt.col, f"'{word}:' needs {need}")
-            elif isinstance(stmt, ir.For) and not 1 <= stmt.concurrency <= MAX_CONCURRENCY:
-                self.error(stmt.line, self.concurrency_col(stmt),
+                self.parallel(stmt)
+            elif isinstance(stmt, ir.Scope):
+                handled: dict[str, int] = {}
+                for handler in stmt.handlers:
+                    if handler.signal in handled:
+                        col = self.col_of(handler.line, handler.col, r"signal\s+({})", handler.signal)
+                        self.error(handler.line, col, f"signal '{handler.signal}' already has a handler in this block "
+                                   f"(line {handled[handler.signal]})")
+                    handled.setdefault(handler.signal, handler.line)
+            elif isinstance(stmt, ir.SignalLoop) and stmt.signal and stmt.close_signal == stmt.signal:
+                self.error(stmt.line, self.col_of(stmt.line, stmt.col, r"until\s+signals?\s+({})", stmt.signal),
+                           f"a signal loop cannot be closed by its own signal '{stmt.signal}': "
+                           "'until signal' needs another signal")
+            elif isinstance(stmt, ir.ChildFlow) and stmt.detached and stmt.catches:
+                catch = stmt.catches[0]
+                self.error(catch.line, catch.col, "a detached flow step cannot have catch clauses: it completes "
+                           "as soon as the child has started, so the child's failure never reaches it")
+
+    def parallel(self, stmt: ir.Parallel) -> None:
+        least = 2 if stmt.race else 1
+        word = "race" if stmt.race else "parallel"
+        if len(stmt.branches) < least:
+            need = "at least two 'branch:' blocks" if stmt.race else "at least one 'branch:' block"
+            self.error(stmt.line, stmt.col, f"'{word}:' needs {need}")
+        if stmt.race:
+            for condition in stmt.conditions or ():
+                if condition is not None:
+                    col = self.col_before(condition, "branch")
+                    self.error(condition.line, col, "'branch if' is not allowed in 'race:': every branch of a race "
+                               "runs (write 'parallel first 1:' to race branches that have conditions)")
+        if stmt.first is not None and 1 <= stmt.first <= MAX_FIRST and stmt.first > len(stmt.branches) >= least:
+            self.error(stmt.line, self.option_col(stmt, "first", stmt.first),
+                       f"'first {stmt.first}' is more than the {len(stmt.branches)} branches of this parallel: "
+                       "it would never join")
+
+    def bounds(self) -> None:
+        """Counts given on a statement's line: ``parallel N``, ``first K``, ``max N``."""
+        for stmt in ir.walk(self.flow.body):
+            if isinstance(stmt, (ir.For, ir.SignalLoop)) and not 1 <= stmt.concurrency <= MAX_CONCURRENCY:
+                what = "items" if isinstance(stmt, ir.For) else "signals"
+                self.error(stmt.line, self.option_col(stmt, "parallel", stmt.concurrency),
                            f"bad concurrency {stmt.concurrency}: a loop runs from 1 to {MAX_CONCURRENCY} "
-                           "items at once, e.g. parallel 4")
+                           f"{what} at once, e.g. parallel 4")
+            first = getattr(stmt, "first", None)
+            if first is not None and not 1 <= first <= MAX_FIRST:
+                self.error(stmt.line, self.option_col(stmt, "first", first),
+                           f"bad first {first}: write from 1 to {MAX_FIRST}, e.g. first 2")
+            most = getattr(stmt, "max_iterations", None)
+            if most is not None and not 1 <= most <= ir.MAX_ITERATIONS:
+                self.error(stmt.line, self.option_col(stmt, "max", most),
+                           f"bad max {most}: a loop runs from 1 to {ir.MAX_ITERATIONS} iterations, e.g. max 100")
 
     def env_and_cwd(self) -> None:
         """A constant ``env`` or ``cwd`` clause is checked now (docs/activities-env.md): a bad name, a
@@ -170,14 +229,24 @@ class _Checker:
                 if exc.message.startswith("sleep until"):  # (others are reported with every constant)
                     self.error(exc.line, exc.col, exc.message)
 
-    def concurrency_col(self, loop: ir.For) -> int:
-        """Column of N in the loop's ``parallel N:`` when the source shows it on the loop's first line."""
-        if 0 < loop.line <= len(self.source_lines):
-            pattern = rf"\sparallel\s+0*({loop.concurrency})\s*:\s*$"
-            found = re.search(pattern, self.source_lines[loop.line - 1].split("#")[0])
-            if found:
-                return found.start(1) + 1
-        return loop.col
+    def source(self, line: int) -> str:
+        return self.source_lines[line - 1] if 0 < line <= len(self.source_lines) else ""
+
+    def option_col(self, stmt: ir.Stmt, word: str, value: int) -> int:
+        """Column of N in the statement's ``WORD N`` (its last one) when its first line shows it."""
+        text = self.source(stmt.line).split("#")[0]
+        found = list(re.finditer(rf"(?<![A-Za-z0-9_]){word}\s+0*({value})(?![0-9])", text))
+        return found[-1].start(1) + 1 if found else stmt.col
+
+    def col_of(self, line: int, col: int, pattern: str, name: str) -> int:
+        """Column of ``name`` where ``pattern`` (its ``{}``) finds it on the line from ``col``; ``col`` when not."""
+        found = re.compile(pattern.format(re.escape(name)) + r"(?![A-Za-z0-9_])").search(self.source(line), col - 1)
+        return found.start(1) + 1 if found else col
+
+    def col_before(self, expr: ir.Expr, keyword: str) -> int:
+        """Column of the last ``keyword`` before the expression on its line (``branch`` of ``branch if``)."""
+        at = self.source(expr.line).rfind(keyword, 0, max(expr.col - 1, 0))
+        return at + 1 if at >= 0 else expr.col
 
     def reachability(self) -> None:
         for body in blocks(self.flow.body):
@@ -207,10 +276,32 @@ class _Checker:
 
 @dataclass(frozen=True)
 class _Where:
-    """What encloses a block: the loops (outermost first) and whether it is a catch block."""
+    """What encloses a block: the loops and handlers (outermost first) and whether it is a catch block."""
 
-    loops: tuple[ir.For, ...] = ()
+    frames: tuple = ()  # the For/While/Repeat/SignalLoop/Handler statements around, outermost first
     in_catch: bool = False
+
+    def enter(self, frame: object) -> _Where:
+        return replace(self, frames=self.frames + (frame,))
+
+    def frame_of(self, name: str) -> object | None:
+        """The loop or handler around whose variable is ``name``."""
+        return next((f for f in self.frames if getattr(f, "var", None) == name), None)
+
+    @property
+    def in_loop(self) -> bool:
+        return any(isinstance(f, ir.LOOP_KINDS) for f in self.frames)
+
+
+def _whose(frame: object) -> str:
+    """'loop' or ''on signal' handler', for messages about a frame's variable or steps."""
+    return "'on signal' handler" if isinstance(frame, ir.Handler) else "loop"
+
+
+def _frame_var_col(c: _Checker, frame: object) -> int:
+    if isinstance(frame, ir.Handler):
+        return c.col_of(frame.line, frame.col, r"as\s+({})", frame.var or "")
+    return c.name_col(frame.line, frame.col, "for")  # type: ignore[attr-defined]
 
 
 class _Scopes:
@@ -218,10 +309,15 @@ class _Scopes:
 
     def __init__(self, checker: _Checker) -> None:
         self.c = checker
-        self.steps: dict[str, tuple[ir.Step, tuple[ir.For, ...]]] = {}  # seen so far, with their loops
+        self.steps: dict[str, tuple[ir.Step, tuple]] = {}  # seen so far, with the loops/handlers around them
         self.variables: dict[str, int] = {}  # set so far: name -> line of the first set
         self.later_variables = {s.name: s.line for s in ir.walk(checker.flow.body) if isinstance(s, ir.Set)}
-        self.loop_vars = {s.var: s.line for s in ir.walk(checker.flow.body) if isinstance(s, ir.For)}
+        self.frame_vars: dict[str, object] = {}  # every loop or handler variable -> its first loop or handler
+        for stmt in ir.walk(checker.flow.body):
+            frames = stmt.handlers if isinstance(stmt, ir.Scope) else (stmt,)
+            for frame in frames:
+                if getattr(frame, "var", None):
+                    self.frame_vars.setdefault(frame.var, frame)  # type: ignore[attr-defined]
 
     def block(self, body: tuple, where: _Where) -> None:
         for stmt in body:
@@ -234,33 +330,56 @@ class _Scopes:
                 self.block(branch.body, where)
             self.block(stmt.orelse or (), where)
             return
+        if isinstance(stmt, ir.Repeat):  # until is read after each iteration: the body's steps are visible
+            inside = where.enter(stmt)
+            self.block(stmt.body, inside)
+            self.expressions([stmt.until], inside)
+            return
+        if isinstance(stmt, ir.SignalLoop):  # until: the names visible before the loop, and variables set in it
+            self.frame(stmt, where)
+            self.expressions(EXPRESSIONS[ir.SignalLoop](stmt), where)
+            return
         self.expressions(EXPRESSIONS[type(stmt)](stmt), where)
-        if isinstance(stmt, ir.For):
-            self.loop(stmt, where)
+        if isinstance(stmt, (ir.For, ir.While)):
+            self.frame(stmt, where)
         elif isinstance(stmt, ir.Parallel):
             for branch in stmt.branches:
                 self.block(branch, where)
+        elif isinstance(stmt, ir.Lock):
+            self.block(stmt.body, where)
+        elif isinstance(stmt, ir.Scope):
+            for handler in stmt.handlers:
+                self.frame(handler, where)
+            self.block(stmt.body, where)
+        elif isinstance(stmt, (ir.Break, ir.Continue)) and not where.in_loop:
+            word = ENDS_BLOCK[type(stmt)]
+            self.c.error(stmt.line, stmt.col, f"'{word}' is only allowed inside a loop (for, while, repeat)")
         elif isinstance(stmt, ir.STEP_KINDS):
             for catch in stmt.catches:
                 self.block(catch.body, replace(where, in_catch=True))
-            self.steps.setdefault(stmt.name, (stmt, where.loops))
+            self.steps.setdefault(stmt.name, (stmt, where.frames))
         elif isinstance(stmt, ir.Set):
             self.assign(stmt, where)
 
-    def loop(self, stmt: ir.For, where: _Where) -> None:
-        col = self.c.name_col(stmt.line, stmt.col, "for")
-        outer = next((loop for loop in where.loops if loop.var == stmt.var), None)
-        if outer is not None:
-            self.c.error(stmt.line, col, f"loop variable '{stmt.var}' is already the variable of the loop "
-                         f"at line {outer.line}: choose another name")
-        self.c.clash(stmt.var, stmt.line, col, "loop variable")
-        self.block(stmt.body, replace(where, loops=where.loops + (stmt,)))
+    def frame(self, frame: ir.For | ir.While | ir.SignalLoop | ir.Handler, where: _Where) -> None:
+        """A loop's or handler's variable (if any), then its body, inside it."""
+        var = getattr(frame, "var", None)
+        if var:
+            col = _frame_var_col(self.c, frame)
+            what = "variable" if isinstance(frame, ir.Handler) else "loop variable"
+            outer = where.frame_of(var)
+            if outer is not None:
+                self.c.error(frame.line, col, f"{what} '{var}' is already the variable of the {_whose(outer)} "
+                             f"at line {outer.line}: choose another name")  # type: ignore[attr-defined]
+            self.c.clash(var, frame.line, col, what)
+        self.block(frame.body, where.enter(frame))
 
     def assign(self, stmt: ir.Set, where: _Where) -> None:
         col = self.c.name_col(stmt.line, stmt.col, "set")
-        loop = next((loop for loop in where.loops if loop.var == stmt.name), None)
-        if loop is not None:
-            self.c.error(stmt.line, col, f"cannot set '{stmt.name}': it is the variable of the loop at line {loop.line}")
+        frame = where.frame_of(stmt.name)
+        if frame is not None:
+            self.c.error(stmt.line, col, f"cannot set '{stmt.name}': it is the variable of the {_whose(frame)} "
+                         f"at line {frame.line}")  # type: ignore[attr-defined]
         elif stmt.name not in self.variables:
             self.c.clash(stmt.name, stmt.line, col, "variable")
         self.variables.setdefault(stmt.name, stmt.line)
@@ -281,7 +400,7 @@ class _Scopes:
             return None
         if name == "error":
             return None if where.in_catch else "'error' is only defined inside a catch block"
-        if any(loop.var == name for loop in where.loops):
+        if where.frame_of(name) is not None:
             return None
         if name in self.steps:
             return self.step_problem(name, where)
@@ -289,17 +408,23 @@ class _Scopes:
             return f"step '{name}' has not run yet here"
         if name in self.later_variables:
             return f"variable '{name}' is not set yet here (it is set at line {self.later_variables[name]})"
-        if name in self.loop_vars:
-            return f"'{name}' is the variable of the loop at line {self.loop_vars[name]}: it exists only inside that loop"
+        if name in self.frame_vars:
+            frame = self.frame_vars[name]
+            inside = "handler" if isinstance(frame, ir.Handler) else "loop"
+            return (f"'{name}' is the variable of the {_whose(frame)} at line "
+                    f"{frame.line}: it exists only inside that {inside}")  # type: ignore[attr-defined]
         known = sorted({*self.c.inputs, "workflow", *self.c.steps, *self.variables,
-                        *(loop.var for loop in where.loops), *(["error"] if where.in_catch else [])})
+                        *(f.var for f in where.frames if getattr(f, "var", None)),
+                        *(["error"] if where.in_catch else [])})
         close = difflib.get_close_matches(name, known, n=1)
         return f"unknown name '{name}'" + (f"; did you mean '{close[0]}'?" if close else "")
 
     def step_problem(self, name: str, where: _Where) -> str | None:
-        _, loops = self.steps[name]
-        inside = [loop.id for loop in where.loops]
-        for depth, loop in enumerate(loops):
-            if depth >= len(inside) or inside[depth] != loop.id:
-                return f"step '{name}' runs inside a loop (line {loop.line}); read its results inside the loop"
+        _, frames = self.steps[name]
+        for depth, frame in enumerate(frames):
+            if depth >= len(where.frames) or where.frames[depth] is not frame:
+                if isinstance(frame, ir.Handler):
+                    return (f"step '{name}' runs inside an 'on signal' handler (line {frame.line}); "
+                            "read its results inside that handler")
+                return f"step '{name}' runs inside a loop (line {frame.line}); read its results inside the loop"
         return None

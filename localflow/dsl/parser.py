@@ -1,11 +1,21 @@
 """Logical lines -> a tree of indented blocks -> ``ir.Flow``: the syntax of the DSL.
 
 Table-driven: every statement keyword has an entry in ``STATEMENTS``; steps and their
-clauses are ``localflow.dsl.steps``, if/parallel/race/for ``localflow.dsl.control``.
-Each handler reads one logical line and the block under it, reports problems with
-the exact line and column, and returns IR. Block-holding statements parse their
-blocks with ``Parser.nested``; ids (``sleep-N``, ``if-N``, ``parallel-N``,
-``race-N``, ``for-N``) count each kind in document order.
+clauses are ``localflow.dsl.steps``, if/parallel/race/for ``localflow.dsl.control``,
+while/repeat/signal loops/break/continue ``localflow.dsl.loops``, lock and ``on signal``
+handlers ``localflow.dsl.scopes``, the trailing options of a block line (``parallel N``,
+``first K``, ``max N``, ``global``...) ``localflow.dsl.options``. Each handler reads one
+logical line and the block under it, reports problems with the exact line and column,
+and returns IR. Block-holding statements parse their blocks with ``Parser.nested``; ids
+(``sleep-N``, ``if-N``, ``parallel-N``, ``race-N``, ``for-N`` (signal loops too),
+``while-N``, ``repeat-N``, ``lock-N``, ``scope-N``) count each kind in document order.
+
+``Parser.block`` groups what belongs together: an ``if`` with the ``elif``/``else``
+lines after it, a ``repeat`` with its ``until`` line, and the ``on signal`` handlers
+that start a block with the rest of that block (one ``ir.Scope``; its body is the same
+block, so no extra nesting level). The new statement words (``while``, ``repeat``,
+``until``, ``break``, ``continue``, ``lock``, ``on``) are keywords only where a statement
+starts, never reserved names.
 
 Syntax only: names in scope, duplicates, branch counts, loop limits and
 reachability are ``checks``. Never raises: every problem becomes a Diagnostic and
@@ -23,7 +33,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 from localflow import ir
 from localflow.core.expr import compile_expr
-from localflow.dsl import control, steps
+from localflow.dsl import control, loops, scopes, steps
 from localflow.dsl.lexer import IDENT, LogicalLine, diagnostic, first_word, lex, physical_lines, skip, word
 from localflow.dsl.steps import DEFAULT_TIMEOUT_MS
 from localflow.errors import Diagnostic, ExpressionError
@@ -212,8 +222,8 @@ class Parser:
             if nodes:
                 self.too_deep = True
                 self.error_at(nodes[0].line, 0, f"blocks are nested too deeply: a flow may nest at most "
-                              f"{MAX_NESTING} levels of blocks (if, for, branch, catch); move some of "
-                              "this into a child flow")
+                              f"{MAX_NESTING} levels of blocks (if, for, while, branch, catch, lock...); move "
+                              "some of this into a child flow")
             return ()
         self.depth += 1
         try:
@@ -273,8 +283,10 @@ class Parser:
         return name
 
     def block(self, nodes: list[Node]) -> tuple:
-        """The statements of one block; an ``if`` takes the ``elif``/``else`` lines that follow it."""
-        out = []
+        """The statements of one block; an ``if`` takes the ``elif``/``else`` lines that follow it, a
+        ``repeat`` its ``until`` line, and handlers at the block's start make it one ``ir.Scope``."""
+        out: list = []
+        handlers = _Handlers()
         index = 0
         while index < len(nodes):
             node, after = nodes[index], index + 1
@@ -284,15 +296,22 @@ class Parser:
                         and _keyword(nodes[after - 1]) != "else":
                     after += 1
                 stmt = control.parse_if(self, nodes[index:after])
+            elif kw == "repeat":
+                until = nodes[after] if after < len(nodes) and _keyword(nodes[after]) == "until" else None
+                after += until is not None
+                stmt = loops.parse_repeat(self, node, first_word(node.line.text)[1], until)
+            elif kw == "on":
+                stmt = handlers.take(self, node, started=handlers.others)
             elif kw in MISPLACED:
                 stmt = self.misplaced(node, kw, nodes[index - 1] if index else None)
             else:
                 stmt = self.statement(node)
+            handlers.others = handlers.others or kw not in ("on", *SETTINGS)
             if stmt is not None:
                 out.append(stmt)
                 self.started = self.started or self.depth == 0
             index = after
-        return tuple(out)
+        return handlers.scope(self, tuple(out))
 
     def statement(self, node: Node) -> Any:
         kw, end = first_word(node.line.text)
@@ -306,15 +325,51 @@ class Parser:
         return stmt
 
     def misplaced(self, node: Node, kw: str, previous: Node | None) -> None:
-        """An ``elif``/``else`` that follows no ``if``, or a ``branch`` outside parallel/race."""
+        """An ``elif``/``else`` that follows no ``if``, an ``until`` no ``repeat``, or a ``branch``
+        outside parallel/race."""
         if kw == "branch":
             self.error_at(node.line, 0, "'branch:' belongs directly inside 'parallel:' or 'race:'")
+        elif kw == "until":
+            self.error_at(node.line, 0, "'until' without a matching 'repeat': it goes on the line right after "
+                          "the repeat's block, at the same indentation as 'repeat'")
         else:
             ended = previous is not None and _keyword(previous) == "else"
             detail = f": the 'else' at line {previous.line.line} ends that if" if ended and previous else ""
             self.error_at(node.line, 0, f"'{kw}' without a matching 'if'{detail}")
         self.nested(node.children)  # still report what is wrong inside
         return None
+
+
+class _Handlers:
+    """The ``on signal`` handlers that start a block, gathered into one ``ir.Scope`` around the rest."""
+
+    def __init__(self) -> None:
+        self.handlers: list[ir.Handler] = []
+        self.scope_id = ""
+        self.at: tuple[int, int] = (0, 0)
+        self.others = False  # a statement other than a handler or a flow setting was seen in the block
+
+    def take(self, p: Parser, node: Node, started: bool) -> None:
+        """Parse a handler: kept when it starts the block, reported (and dropped) when it does not."""
+        if started:
+            p.error_at(node.line, 0, "'on signal' handlers come first in their block: move this one above "
+                       "the block's other statements")
+            p.statement(node)  # still report what is wrong in it
+            return
+        if not self.scope_id:
+            self.scope_id, self.at = p.next_id("scope"), (node.line.line, node.line.col)
+        handler = p.statement(node)
+        if handler is not None:
+            self.handlers.append(handler)
+        p.started = p.started or p.depth == 0
+
+    def scope(self, p: Parser, body: tuple) -> tuple:
+        if not self.scope_id:
+            return body
+        if not self.others:
+            p.error(*self.at, "'on signal' handlers need statements after them in their block: they run "
+                    "while the rest of the block runs")
+        return (ir.Scope(self.scope_id, tuple(self.handlers), body, *self.at),)
 
 
 # --- statements ------------------------------------------------------------------
@@ -424,7 +479,14 @@ STATEMENTS: dict[str, Statement] = {
     "parallel": Statement(lambda p, node, end: control.parse_branches(p, node, end, race=False), block=True),
     "race": Statement(lambda p, node, end: control.parse_branches(p, node, end, race=True), block=True),
     "for": Statement(control.parse_for, block=True),
+    "while": Statement(loops.parse_while, block=True),
+    "repeat": Statement(lambda p, node, end: loops.parse_repeat(p, node, end, None), block=True),
+    "break": Statement(loops.parse_jump, block=False),
+    "continue": Statement(loops.parse_jump, block=False),
+    "lock": Statement(scopes.parse_lock, block=True),
+    "on": Statement(scopes.parse_handler, block=True),
     "fail": Statement(_fail, block=False),
     "return": Statement(_return, block=False),
 }
-MISPLACED = ("elif", "else", "branch")  # words that only make sense right after / inside another statement
+MISPLACED = ("elif", "else", "branch", "until")  # words that only make sense right after / inside another statement
+SETTINGS = ("input", "timeout", "concurrency", "defaults")  # the flow's own settings: no statements

@@ -2,8 +2,10 @@
 
 A step is one of four kinds, chosen by the one clause that says what it does:
 ``run LIST`` or ``call module.function(name=EXPR, ...)`` (``ir.Activity``),
-``wait signal NAME [timeout D]`` (``ir.WaitSignal``) or ``flow NAME`` (``ir.ChildFlow``). Every clause in ``CLAUSES`` lists the kinds it
-applies to; ``catch`` clauses come after the others and each holds a block.
+``wait signal NAME [timeout D]`` (``ir.WaitSignal``) or ``flow NAME [detached]`` (``ir.ChildFlow``).
+Every clause in ``CLAUSES`` lists the kinds it applies to; ``catch`` clauses come after the
+others and each holds a block. Every wait step is parsed with ``tells_ending`` set (its value
+says how the wait ended); a detached flow step with catches is reported by ``checks``.
 
 Syntax only, like ``parser``: reports Diagnostics through the Parser, never raises.
 """
@@ -69,9 +71,10 @@ def parse_step(p: Parser, node: Node, end: int) -> ir.Activity | ir.WaitSignal |
     where = {"catches": catches, "line": ll.line, "col": ll.col}
     if kind == "wait":
         signal, timeout_ms = fields.get("wait", ("", None))
-        return ir.WaitSignal(name, signal, timeout_ms, **where)
+        return ir.WaitSignal(name, signal, timeout_ms, **where, tells_ending=True)
     if kind == "flow":
-        return ir.ChildFlow(name, fields.get("flow", ""), fields.get("input"), **where)
+        flow, detached = fields.get("flow", ("", None))
+        return ir.ChildFlow(name, flow, fields.get("input"), **where, detached=detached)
     return ir.Activity(
         name=name, argv=fields.get("argv", ()), timeout_ms=fields.get("timeout_ms", DEFAULT_TIMEOUT_MS),
         retry=_no_retry(fields.get("retry", ir.Retry()), fields.get("no_retry")), stdin=fields.get("stdin"),
@@ -403,15 +406,20 @@ def _wait(p: Parser, ll: LogicalLine, end: int) -> tuple[str, int | None] | None
     return None if ms is None else (name, ms)
 
 
-def _child_flow(p: Parser, ll: LogicalLine, end: int) -> str | None:
+def _child_flow(p: Parser, ll: LogicalLine, end: int) -> tuple[str, bool | None] | None:
+    """``flow NAME [detached]``: (the child flow's name, True when detached else None)."""
     name, start, stop = word(ll.text, end, "")
     if not name:
         p.error_at(ll, start, "expected the child flow's name after 'flow', e.g. flow ShipFlow")
         return None
     p.check_name("flow", name, ll, start)
+    detached, _, after = word(ll.text, stop, "")
+    if detached == "detached":
+        stop = after
     if skip(ll.text, stop) < len(ll.text):
-        p.error_at(ll, skip(ll.text, stop), "unexpected text after the flow name")
-    return name
+        p.error_at(ll, skip(ll.text, stop), "unexpected text after the flow name: write 'flow NAME' or "
+                   "'flow NAME detached'")
+    return name, (True if detached == "detached" else None)
 
 
 def _retry(p: Parser, ll: LogicalLine, end: int) -> ir.Retry | None:

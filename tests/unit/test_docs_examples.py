@@ -31,12 +31,19 @@ def test_the_flow_examples_together_show_every_construct():
 
     kinds = {type(s).__name__ for s in statements}
     catches = {c.match for s in statements if isinstance(s, ir.STEP_KINDS) for c in s.catches}
-    assert kinds == {"Activity", "WaitSignal", "ChildFlow", "Sleep", "Fail", "Return", "Set", "If", "Parallel", "For"}
+    assert kinds == {"Activity", "WaitSignal", "ChildFlow", "Sleep", "Fail", "Return", "Set", "If", "Parallel", "For",
+                     "While", "Repeat", "Break", "Continue", "SignalLoop", "Lock", "Scope"}
     assert catches == {"exit", "timeout", "error", "any"}
     assert any(isinstance(s, ir.Parallel) and s.race for s in statements)
     assert any(isinstance(s, ir.For) and s.concurrency > 1 for s in statements)
     assert any(isinstance(s, ir.Activity) and s.undo for s in statements)
     assert any(flow.timeout_ms for flow in flows)
+    assert any(isinstance(s, ir.Parallel) and s.first and s.keep_rest and s.conditions for s in statements)
+    assert any(isinstance(s, ir.For) and s.first for s in statements)
+    assert any(isinstance(s, ir.SignalLoop) and s.close_signal for s in statements)
+    assert any(isinstance(s, ir.SignalLoop) and s.until for s in statements)
+    assert {s.scope for s in statements if isinstance(s, ir.Lock)} == {"workflow", "home"}
+    assert any(isinstance(s, ir.ChildFlow) and s.detached for s in statements)
 
 
 ALL_DOCS = sorted((DOC.parent).glob("*.md"))

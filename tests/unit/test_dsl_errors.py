@@ -46,10 +46,10 @@ CASES = [
     ("two flows", "flow X\n  sleep 1s\nflow Y\n", "3:1: only one flow per file", 1),
     ("unknown statement", "flow X\n  zap 1\n",
      "2:3: unknown statement 'zap': expected one of input, timeout, concurrency, defaults, step, set, sleep, if, parallel, race, for, "
-     "fail, return", 3),
+     "while, repeat, break, continue, lock, on, fail, return", 3),
     ("misspelt statement", "flow X\n  slep 1s\n",
      "2:3: unknown statement 'slep': expected one of input, timeout, concurrency, defaults, step, set, sleep, if, parallel, race, for, "
-     "fail, return; did you mean 'sleep'?", 3),
+     "while, repeat, break, continue, lock, on, fail, return; did you mean 'sleep'?", 3),
     ("block under sleep", "flow X\n  sleep 1s\n    sleep 2s\n",
      "3:5: unexpected indent: 'sleep' does not open a block", 5),
     ("input after step", "flow X\n" + STEP + "  input n = 1\n", "4:3: inputs must come before the first step", 3),
