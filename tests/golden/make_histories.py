@@ -436,9 +436,39 @@ def repairs() -> dict[str, bytes]:
     return out
 
 
+def patterns() -> dict[str, bytes]:
+    """Patterns.flow: every construct of the Workflow Patterns release, and the signals it needs."""
+    checks = []
+
+    def script(spec):
+        if spec.argv[0] == "slow":
+            return None  # runs until `parallel first 2` cancels it
+        if spec.argv[0] == "check":
+            checks.append(spec.attempt)
+            return succeed("ready" if len(checks) >= 2 else "not yet")
+        return succeed(spec.argv[1:] or spec.argv[0])
+
+    world = World(script)
+    workflow_id = world.start("Patterns", "patterns-1")
+    world.settle(workflow_id)  # up to the signal loop
+    world.engine.signal(workflow_id, "job", 1)
+    world.engine.signal(workflow_id, "change", "too early")  # before the scope began: never taken
+    world.engine.signal(workflow_id, "job", 2)
+    world.settle(workflow_id)
+    world.clock.advance(60_000)
+    world.engine.signal(workflow_id, "close", None)
+    world.settle(workflow_id)  # the scope waits for go
+    world.engine.signal(workflow_id, "change", "address")
+    world.clock.advance(60_000)
+    world.engine.signal(workflow_id, "go", None)
+    world.run(workflow_id)
+    assert state_of(world, workflow_id).status == "completed", state_of(world, workflow_id).error
+    return {"patterns.ok.jsonl": lines(world.records(workflow_id))}
+
+
 SCENARIOS = (activities, catches, control_flow, signals, children, compensation, workflow_timeout, cancel, terminate, limits,
              resume,
-             repairs)
+             repairs, patterns)
 
 
 def generate() -> dict[str, bytes]:

@@ -1,8 +1,9 @@
 """Checked-in histories replay exactly; one whose flow disagrees with its decisions must be rejected.
 
 histories/*.ok.jsonl replay to the state their events fold to; *.nondeterministic.jsonl
-are rejected. All but the two PurchaseFlow ones are made by make_histories.py (flows in
-flows/), which must reproduce them byte for byte. Together they hold every event type
+are rejected. All but the two PurchaseFlow ones and the frozen ``-v1`` ones (made by an
+earlier version of it) are made by make_histories.py (flows in flows/), which must
+reproduce them byte for byte. Together they hold every event type
 and every statement of the language (tests below).
 """
 
@@ -26,6 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 OK = sorted(p.name for p in HERE.glob("*.ok.jsonl"))
 NONDETERMINISTIC = sorted(p.name for p in HERE.glob("*.nondeterministic.jsonl"))
 HANDWRITTEN = {"purchaseflow-completed.ok.jsonl", "purchaseflow-steps-swapped.nondeterministic.jsonl"}
+# Made by make_histories.py before wait steps said how they ended (``tells_ending``), and kept as they
+# were: workflows pinned then must replay unchanged (a wait's value is still {"result", "attempts"}).
+FROZEN = {"cancel-v1.ok.jsonl", "signals-v1.ok.jsonl", "terminate-v1.ok.jsonl"}
 
 
 def load(name):
@@ -114,7 +118,7 @@ def test_the_generator_reproduces_the_checked_in_histories(tmp_path):
     spec.loader.exec_module(module)
     module.main(["make_histories.py", str(tmp_path)])
     made = sorted(p.name for p in tmp_path.iterdir())
-    assert made == sorted(set(OK + NONDETERMINISTIC) - HANDWRITTEN)
+    assert made == sorted(set(OK + NONDETERMINISTIC) - HANDWRITTEN - FROZEN)
     for name in made:
         assert (tmp_path / name).read_bytes() == (HERE / name).read_bytes(), (
             f"{name} is no longer what tests/golden/make_histories.py makes: if the change is meant, "
@@ -147,3 +151,10 @@ def test_a_divergence_quotes_the_flow_line_and_names_each_field_that_differs():
     assert "ScheduleActivity of step 'charge'" in text.splitlines()[0]
     assert "    flows/PurchaseFlow.flow:12:3:" in text and "          ^" in text
     assert 'step: recorded "reserve", now "charge"' in text
+
+
+def test_frozen_histories_pinned_before_waits_said_how_they_ended_still_read_the_old_value():
+    events = load("signals-v1.ok.jsonl")
+    flow = ir.from_json(events[0].flow)
+    assert not any(getattr(s, "tells_ending", None) for s in ir.walk(flow.body))
+    assert fold(events).result["by"] == "ann"  # approval.result.by, as it always read
