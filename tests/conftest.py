@@ -125,3 +125,12 @@ def alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
     except (OSError, IndexError):
         return False
+
+
+def pytest_addoption(parser):
+    """Long variants of the crash-safety tests (tests/crash/), off by default to keep the suite short."""
+    group = parser.getgroup("localflow crash safety")
+    group.addoption("--all-crash-points", action="store_true", default=False,
+                    help="tests/crash: crash at every k-th write/fsync/rename/mkdir/unlink/spawn, not a sample")
+    group.addoption("--kills", type=int, default=50,
+                    help="tests/crash: how many random kill -9 of the supervisor the kill harness makes (default 50)")
