@@ -204,7 +204,19 @@ class Engine:
 
     def start_flow(self, flow: ir.Flow, source: str, given: dict, workflow_id: Union[str, None] = None,
                    parent: Union[dict, None] = None, request: Union[dict, None] = None) -> str:
-        """Create a workflow of a parsed ``flow`` (``source`` is the text it was parsed from)."""
+        """Create a workflow of a parsed ``flow`` (``source`` is the text it was parsed from).
+
+        A flow step that starts its child detached has nobody to report to if the child's flow
+        is missing: such flows must exist now (InputError), where an attached child would
+        fail its step later.
+        """
+        for stmt in ir.walk(flow.body):
+            if isinstance(stmt, ir.ChildFlow) and stmt.detached:
+                try:
+                    self.find_flow(stmt.flow, allow_path=False)
+                except FlowNotFound as exc:
+                    raise InputError(f"step '{stmt.name}' (line {stmt.line}) starts flow {stmt.flow} detached, "
+                                     f"and it could never be started: {exc}") from None
         values = check_value(resolve_input(flow, check_value(given, "the input")), "the input")
         secrets.refuse_references(values, "the input")
         workflow_id = validate_workflow_id(workflow_id) if workflow_id else self.new_id(flow.name)

@@ -416,6 +416,17 @@ def walk(block: tuple):
             yield from walk(inner)
 
 
+def without_tells_ending(flow: Flow) -> Flow:
+    """The same flow with its wait steps as parsers made them before ``WaitSignal.tells_ending``."""
+    def strip(data: Any) -> Any:
+        if isinstance(data, list):
+            return [strip(item) for item in data]
+        if isinstance(data, dict):
+            return {k: strip(v) for k, v in data.items() if not (k == "tells_ending" and data.get("kind") == "WaitSignal")}
+        return data
+    return from_json(strip(to_json(flow)))
+
+
 # --- JSON round-trip -------------------------------------------------------
 
 _NODE_TYPES: dict[str, type] = {

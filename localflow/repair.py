@@ -95,13 +95,19 @@ def _resume_event(workflow_id: str, state: WorkflowState, events: list, pinned: 
         raise RepairRefused(f"cannot resume {workflow_id}: its compensations ran (undo of {', '.join(undone)}), "
                             "so the work before the failure was undone; run it again instead: "
                             f"lf fork {workflow_id} --at 1")
-    if state.parent:
+    if state.parent and not state.parent.get("detached"):
         raise RepairRefused(f"cannot resume {workflow_id}: it is a child of {state.parent['workflow_id']}, "
                             "which already took its failure; fork the parent instead")
+    held = _held_home_locks(state.checkpoint[1])
+    if held:
+        raise RepairRefused(f"cannot resume {workflow_id}: it held the home-wide lock '{held[0]}' when it began "
+                            "to fail, and gave it up; resuming would put it back inside that critical section "
+                            f"while another workflow may hold it. Fork it from before the lock instead "
+                            f"(lf fork {workflow_id} --at SEQ; see lf history {workflow_id})")
     from_seq = state.checkpoint[0]
     if pinned is None:
         return ev.WorkflowResumed(from_seq=from_seq, reason=reason)
-    flow, source = pinned
+    flow, source = _as_pinned_before(pinned, state.flow)
     if flow.name != state.flow.name:
         raise InputError(f"--flow defines flow {flow.name}, but {workflow_id} runs {state.flow.name}")
     replay([e for e in events if e.seq < from_seq], flow=flow, source=source)  # NondeterminismError: exit 4
@@ -138,6 +144,8 @@ def fork(engine: Engine, workflow_id: str, at: Union[int, None] = None, step: Un
     _check_copyable(workflow_id, prefix, seq)
     first = prefix[0]
     flow, source = engine.load_flow(flow_name) if flow_name else (None, None)
+    if flow is not None:
+        flow, source = _as_pinned_before((flow, source), ir.from_json(first.flow))
     if flow is not None and flow.name != first.flow_name:
         raise InputError(f"--flow defines flow {flow.name}, but {workflow_id} runs {first.flow_name}")
     new_id = validate_workflow_id(new_id) if new_id else engine.new_id(first.flow_name)
@@ -215,6 +223,22 @@ def _begins_step(event: ev.Event) -> bool:
         not event.step.startswith(UNDO_PREFIX)
 
 
+def _held_home_locks(state: WorkflowState) -> list:
+    """The home-wide locks ``state`` holds (names): another workflow may hold them now."""
+    return [r.lock for r in state.live_locks() if r.scope == "home" and r.granted]
+
+
+def _as_pinned_before(pinned: tuple, original: ir.Flow) -> tuple:
+    """A flow re-pinned onto a history whose own flow predates waits that say how they ended
+    (``WaitSignal.tells_ending``) keeps its waits as they read then, so the values recorded
+    from them decide the same."""
+    flow, source = pinned
+    waits = [s for s in ir.walk(original.body) if isinstance(s, ir.WaitSignal)]
+    if not waits or any(w.tells_ending for w in waits):
+        return pinned
+    return ir.without_tells_ending(flow), source
+
+
 def _check_copyable(workflow_id: str, prefix: list, seq: int) -> None:
     ends = (ev.WorkflowCompleted, ev.WorkflowFailed, ev.WorkflowCancelled, ev.CompensationStarted,
             ev.WorkflowNondeterministic, ev.WorkflowTerminated)
@@ -224,6 +248,10 @@ def _check_copyable(workflow_id: str, prefix: list, seq: int) -> None:
             raise InputError(f"at seq {seq} {workflow_id} was already ending ({type(event).__name__} at seq "
                              f"{event.seq}): fork at {event.seq - 1} or before")
     copied = fold(prefix)
+    held = _held_home_locks(copied)
+    if held:
+        raise InputError(f"at seq {seq} {workflow_id} held the home-wide lock '{held[0]}': a copy would hold it "
+                         "too; fork before the lock was granted or after it was released")
     for child in copied.pending_children():
         raise InputError(f"at seq {seq} the child flow of step {child.step} ({child.child_id}) was running, and "
                          f"it belongs to {workflow_id}: fork before it started or after it ended")

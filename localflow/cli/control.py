@@ -81,7 +81,7 @@ def cmd_terminate(args: argparse.Namespace) -> int:
     except SupervisorRunning as exc:
         holder = exc.holder  # it acts on the event (a file event, or its next poll)
     else:
-        executor = Executor(engine)
+        executor = Executor(engine, lock_grantor=False)  # it only ends workflows: it grants no home-wide lock
         try:
             order, todo = [], [workflow_id]
             while todo:  # the workflow, then (terminated by the executor) each running child, depth first
@@ -89,7 +89,7 @@ def cmd_terminate(args: argparse.Namespace) -> int:
                 order.append(wid)
                 state = executor.reconcile(wid)
                 todo.extend(s.child_id for s in state.steps.values()
-                            if s.kind == "child" and s.child_id and s.child_id not in order
+                            if s.kind == "child" and not s.detached and s.child_id and s.child_id not in order
                             and _exists(engine, s.child_id))
             for wid in reversed(order[1:]):
                 executor.reconcile(wid)  # record each child's end in its parent

@@ -46,6 +46,7 @@ from localflow import ir
 from localflow.core import events as ev
 from localflow.core import expr, retry, secrets
 from localflow.core.frozen import replace
+from localflow.core.frames import statement_at
 from localflow.core.state import STEP_TIMEOUT, UNDO_PREFIX, Frame, StepState, WorkflowState
 from localflow.core.timefmt import format_duration, to_iso
 from localflow.core.jsonvalue import check_command
@@ -176,7 +177,8 @@ def _eval(expression: ir.Expr, frame: Frame, batch: _Batch) -> Any:
 
 
 def _key(stmt: Any, frame: Frame) -> str:
-    return (getattr(stmt, "name", None) or getattr(stmt, "id", None) or "") + frame.suffix
+    name = getattr(stmt, "name", None)  # (a lock's `name` is an expression: its id names it)
+    return (name if isinstance(name, str) else getattr(stmt, "id", None) or "") + frame.suffix
 
 
 # --- steps ---------------------------------------------------------------------------
@@ -503,7 +505,7 @@ def _on_continue(stmt: ir.Continue, frame: Frame, batch: _Batch) -> list:
 def _on_signal_loop(stmt: ir.SignalLoop, frame: Frame, batch: _Batch) -> list:
     if frame.closed:
         return []
-    if stmt.until is not None and bool(_eval(stmt.until, frame, batch)):
+    if stmt.until is not None and _until_holds(stmt, frame, batch):
         return [ev.CloseLoop(frame.id, frame.pc, "until")]
     if frame.next_item >= stmt.max_iterations:
         return [ev.CloseLoop(frame.id, frame.pc, "max")]
@@ -517,6 +519,17 @@ def _on_signal_loop(stmt: ir.SignalLoop, frame: Frame, batch: _Batch) -> list:
                 return []
             return [ev.TakeSignal(frame.id, frame.pc, signal.signal, signal.seq, frame.next_item)]
     return []
+
+
+def _until_holds(stmt: ir.SignalLoop, frame: Frame, batch: _Batch) -> bool:
+    """A signal loop's ``until``: before any iteration has ended, a condition that cannot be evaluated
+    yet (it reads a variable the body sets) does not hold; after that, an error is an error."""
+    try:
+        return bool(_eval(stmt.until, frame, batch))
+    except ExpressionError:
+        if frame.next_item - frame.open_children > 0:
+            raise
+        return False
 
 
 def _on_scope(stmt: ir.Scope, frame: Frame, batch: _Batch) -> list:
@@ -541,6 +554,14 @@ def _on_lock(stmt: ir.Lock, frame: Frame, batch: _Batch) -> list:
         if not isinstance(name, str) or not name or len(name) > MAX_LOCK_NAME:
             raise ExpressionError(f"lock: expected a lock name, a string of 1 to {MAX_LOCK_NAME} characters, "
                                   f"got {expr.to_text(name)[:80]}", stmt.name.line, stmt.name.col)
+        for held in state.live_locks():  # a lock inside a lock of the same name would wait for ever
+            if held.granted and held.lock == name and held.scope == stmt.scope \
+                    and frame.id.startswith(f"{held.frame}/{held.at}:body"):
+                line = getattr(statement_at(state.flow, held.frame, held.at), "line", None)
+                message = (f"lock '{name}' is already held by this workflow (the lock at line {line}, around "
+                           "this one): locks are not re-entrant, and this one would wait for ever")
+                return _abort(state, {"kind": "lock", "message": message, "step": _key(stmt, frame),
+                                      "line": stmt.line})
         return [ev.RequestLock(frame.id, frame.pc, name, stmt.scope)]
     request = state.locks.get((frame.id, frame.pc))
     if request is None:

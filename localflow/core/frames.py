@@ -71,8 +71,9 @@ def open_blocks(state: WorkflowState, frame: Frame,
         frames[child_id] = Frame(child_id, tuple(block), frame.id, 0, suffix, bindings)
     state = replace(state, frames=frames)
     for label, block, _, _ in children:
-        if not block:  # an empty block ends at once
-            state = end_frame(state, f"{frame.id}/{frame.pc}:{label}")
+        child_id = f"{frame.id}/{frame.pc}:{label}"
+        if not block and child_id in state.frames:  # an empty block ends at once (unless a join ended it)
+            state = end_frame(state, child_id)
     return state
 
 
@@ -172,7 +173,7 @@ def jump(state: WorkflowState, frame_id: str, kind: str) -> WorkflowState:
     """``break`` / ``continue`` in ``frame_id``: end the innermost loop around it, or its iteration.
 
     With no loop around it any more (a branch left running in the background by ``keep rest``),
-    it ends that branch.
+    it ends that background branch.
     """
     child = state.frames[frame_id]
     while child.parent is not None:
@@ -184,12 +185,20 @@ def jump(state: WorkflowState, frame_id: str, kind: str) -> WorkflowState:
                 return advance(drop_descendants(state, f"{parent.id}/{parent.pc}:"), parent.id)
             return end_frame(drop_descendants(state, child.id + "/"), child.id)
         child = parent
-    return end_frame(drop_descendants(state, frame_id + "/"), frame_id)
+    return end_frame(drop_descendants(state, child.id + "/"), child.id)
 
 
 def drop_descendants(state: WorkflowState, prefix: str) -> WorkflowState:
-    """Cancel the frames under a statement (a race's losers): their steps are no longer wanted."""
-    return replace(state, frames={k: f for k, f in state.frames.items() if not k.startswith(prefix)})
+    """Cancel the frames under a statement (a race's losers): their steps are no longer wanted.
+
+    Branches that ``keep rest`` left running in the background (and what runs under them) are
+    not under anything any more: only the workflow's end stops them.
+    """
+    background = [k + "/" for k, f in state.frames.items() if f.parent == BACKGROUND and k.startswith(prefix)]
+    if not background:
+        return replace(state, frames={k: f for k, f in state.frames.items() if not k.startswith(prefix)})
+    return replace(state, frames={k: f for k, f in state.frames.items() if not k.startswith(prefix)
+                                  or f.parent == BACKGROUND or any(k.startswith(b) for b in background)})
 
 
 def statement_at(flow: ir.Flow, frame_id: str, at: int) -> Any:

@@ -284,10 +284,10 @@ class WorkflowState:
 
     def live_locks(self) -> list[LockRequest]:
         """Lock requests still in force, in order of request: their ``lock`` statement is still
-        where its frame is (a frame that ended, was cancelled, or a workflow that is ending or
-        ended holds and waits for nothing)."""
-        if self.terminal or self.compensation is not None:
-            return []
+        where its frame is (a frame that ended, was cancelled, or a workflow that is ending, ended,
+        imported and not released, or found nondeterministic holds and waits for nothing)."""
+        if self.terminal or self.compensation is not None or self.held or self.divergence is not None:
+            return []  # (held or nondeterministic: nothing of it moves, so it holds and waits for nothing)
         out = []
         for request in self.locks.values():
             frame = self.frames.get(request.frame)

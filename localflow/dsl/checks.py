@@ -163,6 +163,12 @@ class _Checker:
                 self.error(stmt.line, self.col_of(stmt.line, stmt.col, r"until\s+signals?\s+({})", stmt.signal),
                            f"a signal loop cannot be closed by its own signal '{stmt.signal}': "
                            "'until signal' needs another signal")
+            elif isinstance(stmt, ir.Lock):
+                for inner in ir.walk(stmt.body):
+                    if getattr(inner, "keep_rest", None):
+                        self.error(inner.line, self.col_of(inner.line, inner.col, r"(keep)\s+rest", ""),
+                                   f"'keep rest' cannot be used inside a lock (line {stmt.line}): the branches it "
+                                   "leaves running would go on after the lock is released")
             elif isinstance(stmt, ir.ChildFlow) and stmt.detached and stmt.catches:
                 catch = stmt.catches[0]
                 self.error(catch.line, catch.col, "a detached flow step cannot have catch clauses: it completes "

@@ -47,6 +47,7 @@ from localflow.runner.subprocess_runner import (
     Runner,
     spawn_failure,
 )
+from localflow.store import summaries
 from localflow.store.paths import TimerMarker
 from localflow.supervisor.admission import Admission
 from localflow.supervisor.heartbeats import HeartbeatRecorder, final_heartbeat
@@ -70,6 +71,7 @@ class Executor:
         max_activities: int = 0,
         wakeups: Union[Wakeups, None] = None,
         waiter: Union[Callable[[threading.Condition, float, float], object], None] = None,
+        lock_grantor: bool = True,
     ) -> None:
         self.engine = engine
         engine.verify = True  # what executes workflows replays each history before deciding for it
@@ -78,6 +80,7 @@ class Executor:
         self.runner = runner if runner is not None else LocalRunner(engine.paths.home, workers)
         self.admission = Admission(max_activities)  # concurrency bounds (supervisor/admission.py)
         self.home_locks = HomeLocks()  # `lock NAME global:` (supervisor/home_locks.py)
+        self.lock_grantor = lock_grantor  # False: never grants them (`lf terminate`'s executor)
         self._detached_seen: set[str] = set()  # detached children known to exist
         # An attempt's own thread carries out what its outcome led to (one transaction less a step);
         # a harness that runs one thread at a time (tests/golden/make_histories.py) turns it off.
@@ -338,8 +341,22 @@ class Executor:
             pass  # it exists, damaged: `lf list` shows it
         self._detached_seen.add(child.child_id)
 
+    def _scan_home_locks(self) -> None:
+        """Read every unfinished workflow's home-wide lock requests once, before the first grant."""
+        ids = self.engine.workflow_ids()
+        for workflow_id in sorted(set(ids) - summaries.settled(self.paths.var_dir, self.paths.workflows_dir, ids)):
+            try:
+                self.home_locks.update(self.engine.state_of(workflow_id))
+            except LocalFlowError:
+                continue  # a damaged history holds nothing it could show
+        self.home_locks.complete = True
+
     def _grant_home_locks(self) -> None:
         """Record LockGranted for each home-wide lock that is free, to the first in line."""
+        if not self.lock_grantor or not self.home_locks.wanted():
+            return
+        if not self.home_locks.complete:
+            self._scan_home_locks()
         for request in self.home_locks.grants():
             self.home_locks.mark_granted(request)
 

@@ -8,9 +8,11 @@ itself, ``LockGranted``, is a world event: only the process holding the executor
 requests it has seen, in order of request time (then workflow id, then seq).
 
 The table is rebuilt from the workflow states the executor carries out: ``update`` is
-called with each state, so after a restart the first reconcile of every workflow puts
-its requests back. Grants are therefore made from the workflows this executor has read;
-``lf supervise`` reads every live workflow when it starts.
+called with each state. No grant is made before the table is ``complete``: the first time
+a home-wide request is seen, the executor reads every unfinished workflow of the home
+once (``Executor._scan_home_locks``), so a restarted supervisor (or ``lf run``) never hands
+out a lock that a workflow it has not read yet still holds. An executor that is no
+grantor (``lf terminate``'s) never grants.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ class HomeLocks:
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._by_workflow: dict[str, list[Request]] = {}
+        self.complete = False  # every unfinished workflow's requests have been read
+
+    def wanted(self) -> bool:
+        """Whether any home-wide request is known (only then is the home read to complete the table)."""
+        with self._guard:
+            return bool(self._by_workflow)
 
     def update(self, state: WorkflowState) -> None:
         """Take in a workflow's live home-wide lock requests (none once it is ending or ended)."""
@@ -53,6 +61,8 @@ class HomeLocks:
 
     def grants(self) -> list[Request]:
         """The requests that may be granted now: per lock, the first in line when nobody holds it."""
+        if not self.complete:
+            return []
         with self._guard:
             requests = [r for listed in self._by_workflow.values() for r in listed]
         by_lock: dict[str, list[Request]] = {}
