@@ -304,12 +304,13 @@ class Continue:
 
 @dataclass(frozen=True)
 class SignalLoop:
-    """``for VAR in signal NAME [until signal CLOSE | until COND] [max N] [parallel N]:``
+    """``for VAR in signal NAME [until signal CLOSE | until COND] [max N] [parallel N] [keep rest]:``
 
     One iteration per signal NAME, taken in the order they arrived (buffered ones too), with
     ``VAR`` bound to its data, at most ``concurrency`` at once. The loop stops taking signals
     when a CLOSE signal is taken, when COND holds, or after ``max_iterations`` iterations;
-    it ends when its running iterations have ended.
+    it ends when its running iterations have ended, or at once with ``keep rest`` (they run
+    on in the background, as for ``first K keep rest``).
     """
 
     id: str  # for-N (counted with the for loops)
@@ -322,6 +323,7 @@ class SignalLoop:
     max_iterations: int = DEFAULT_MAX_ITERATIONS
     line: int = 0
     col: int = 0
+    keep_rest: Union[bool, None] = None  # `keep rest`: once closed, running iterations go on in the background
 
 
 @dataclass(frozen=True)

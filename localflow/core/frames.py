@@ -161,9 +161,14 @@ def _open_more(state: WorkflowState, loop_frame: Frame) -> WorkflowState:
 
 def _join_early(state: WorkflowState, parent: Frame) -> WorkflowState:
     """``first K`` reached: the others are cancelled, or with ``keep rest`` left running in the background."""
-    prefix = f"{parent.id}/{parent.pc}:"
     if not getattr(parent.current, "keep_rest", None):
-        return advance(drop_descendants(state, prefix), parent.id)
+        return advance(drop_descendants(state, f"{parent.id}/{parent.pc}:"), parent.id)
+    return keep_rest(state, parent)
+
+
+def keep_rest(state: WorkflowState, parent: Frame) -> WorkflowState:
+    """The statement is done; the blocks of it still running go on in the background."""
+    prefix = f"{parent.id}/{parent.pc}:"
     frames = {k: replace(f, parent=BACKGROUND) if f.parent == parent.id and k.startswith(prefix) else f
               for k, f in state.frames.items()}
     return advance(replace(state, frames=frames), parent.id)

@@ -23,7 +23,7 @@ from localflow.core.frozen import replace
 from localflow import ir
 from localflow.core import events as ev
 from localflow.core.frames import (
-    ROOT, Frame, advance, frame_at, iteration, jump, open_blocks, open_child, update_frame)
+    ROOT, Frame, advance, frame_at, iteration, jump, keep_rest, open_blocks, open_child, update_frame)
 from localflow.errors import FoldError
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
@@ -603,6 +603,8 @@ def _on_loop_closed(event: ev.LoopClosed, state: WorkflowState) -> WorkflowState
                                              if s.seq == event.signal_seq else s for s in state.signals))
     if frame.open_children <= 0:
         return advance(state, frame.id)
+    if frame.current.keep_rest:  # the running iterations go on in the background
+        return keep_rest(state, frame)
     return update_frame(state, frame.id, closed=True, entered=True)
 
 

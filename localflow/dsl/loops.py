@@ -120,7 +120,8 @@ def parse_signal_loop(p: Parser, node: Node, loop_id: str, var: str, at: int, st
     close, until, options = _loop_options(p, ll, name_end, stop)
     body = p.arm(node, "for")
     return ir.SignalLoop(loop_id, var, name, body, int(options.get("parallel", 1)), close, until,
-                         int(options.get("max", ir.DEFAULT_MAX_ITERATIONS)), ll.line, ll.col)
+                         int(options.get("max", ir.DEFAULT_MAX_ITERATIONS)), ll.line, ll.col,
+                         True if options.get("keep") else None)
 
 
 def _loop_options(p: Parser, ll: LogicalLine, at: int, stop: int) -> tuple:
@@ -139,16 +140,16 @@ def _loop_options(p: Parser, ll: LogicalLine, at: int, stop: int) -> tuple:
                        "e.g. until signal done")
             return None, None, {}
         else:
-            condition_end, options = trailing(p, ll, kw_end, stop, ("max", "parallel"), what)
+            condition_end, options = trailing(p, ll, kw_end, stop, ("max", "parallel", "keep"), what)
             until = p.expression(ll, kw_end, condition_end)
             if until is None:
                 p.error_at(ll, kw_end, "'until' needs a condition or a closing signal, e.g. until signal done "
                            "or until len(orders) >= 10")
             return None, until, options
-    end, options = trailing(p, ll, at, stop, ("max", "parallel"), what, expression=False)
+    end, options = trailing(p, ll, at, stop, ("max", "parallel", "keep"), what, expression=False)
     rest = text[at:end].strip()
     if rest:
         p.error_at(ll, at + text[at:end].index(rest[0]), "unexpected text after the signal name: write "
-                   "'until signal CLOSE', 'until CONDITION', 'max N' or 'parallel N', e.g. "
+                   "'until signal CLOSE', 'until CONDITION', 'max N', 'parallel N' or 'keep rest', e.g. "
                    "for order in signal order until signal done parallel 4:")
     return close, until, options

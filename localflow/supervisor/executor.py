@@ -95,6 +95,7 @@ class Executor:
         self.grace_s = grace_s
         self._guard = threading.Lock()
         self._running: dict[_Key, Union[Running, None]] = {}
+        self._cancel_when_started: dict[_Key, tuple[str, str]] = {}  # cancels that came while it was spawned
         self._threads: list[threading.Thread] = []
         self._wake = threading.Condition()
         self._dirty: set[str] = set()  # must be reconciled
@@ -380,11 +381,15 @@ class Executor:
         self.mark_dirty(workflow_id)  # what it decided next is carried out by the next reconcile
 
     def _cancel_running(self, workflow_id: str, step: str, number: int, terminated: bool = False) -> None:
+        why = ("cancelled", "killed: the workflow was terminated" if terminated
+               else "cancelled: the workflow no longer needs it")
+        key = (workflow_id, step, number)
         with self._guard:
-            running = self._running.get((workflow_id, step, number))
+            running = self._running.get(key)
+            if running is None and key in self._running:  # still being started: cancelled once it is
+                self._cancel_when_started[key] = why
         if running is not None:
-            running.cancel("cancelled", "killed: the workflow was terminated" if terminated
-                           else "cancelled: the workflow no longer needs it")
+            running.cancel(*why)
 
     def _carry_out_child(self, state: WorkflowState, child: StepState) -> None:
         """Start a child workflow the history asks for, or pass a cancellation down to it."""
@@ -522,8 +527,11 @@ class Executor:
             else:
                 with self._guard:
                     self._running[key] = running
+                    cancelled = self._cancel_when_started.pop(key, None)
                 if self._stopping.is_set():  # stop() came while it was being spawned
                     running.cancel()
+                elif cancelled is not None:  # no longer wanted while it was being spawned
+                    running.cancel(*cancelled)
                 if spec.call is None or waited:
                     # (a call's worker is ours and dies with this process, and what the call spawns carries
                     # the attempt's tag: nothing to find by pid after a crash, so no append, no fsync;
@@ -559,6 +567,7 @@ class Executor:
         finally:
             with self._guard:
                 self._running.pop(key, None)
+                self._cancel_when_started.pop(key, None)
             self.admission.release(key)
             if not self._stopping.is_set():
                 self._grant_waiting()

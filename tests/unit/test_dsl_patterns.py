@@ -423,8 +423,8 @@ CASES = [
     ("signal loop until without condition", "flow X\n  for x in signal go until:\n" + SLEEP,
      ["2:27: 'until' needs a condition or a closing signal, e.g. until signal done or until len(orders) >= 10"]),
     ("signal loop junk", "flow X\n  for x in signal go soon:\n" + SLEEP,
-     ["2:22: unexpected text after the signal name: write 'until signal CLOSE', 'until CONDITION', 'max N' or "
-      "'parallel N', e.g. for order in signal order until signal done parallel 4:"]),
+     ["2:22: unexpected text after the signal name: write 'until signal CLOSE', 'until CONDITION', 'max N', "
+      "'parallel N' or 'keep rest', e.g. for order in signal order until signal done parallel 4:"]),
     ("signal loop parallel zero", "flow X\n  for x in signal go parallel 0:\n" + SLEEP,
      ["2:31: bad concurrency 0: a loop runs from 1 to 1000 signals at once, e.g. parallel 4"]),
     ("signal loop first", "flow X\n  for x in signal go first 1:\n" + SLEEP,

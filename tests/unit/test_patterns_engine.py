@@ -303,3 +303,31 @@ def test_deciding_is_pure_for_the_new_statements():
                                  flow=ir.to_json(flow), flow_source="", input={})
     state = fold([started, ev.VariableSet(seq=2, ts=1001, frame="root", at=0, name="n", value=0)])
     assert decide(state) == decide(state) == [ev.IterateLoop("root", 1, 0, True)]
+
+
+def test_a_signal_loop_with_keep_rest_goes_on_at_once_when_closed():
+    source = '''flow K
+  set done = []
+  for job in signal job until len(done) >= 1 parallel 4 keep rest:
+    step work:
+      run ["work", job]
+    set done = done + [job]
+  step after:
+    run ["after"]
+'''
+    from localflow.dsl import parse_flow
+    loop = parse_flow(source, "flows/K.flow").body[1]
+    assert isinstance(loop, ir.SignalLoop) and loop.keep_rest is True
+
+    def script(spec):
+        return hang if spec.argv[1:] == ["slow"] else succeed(spec.step)
+
+    with world(None, activities=script) as w:
+        workflow_id = w.start(source)
+        w.signal(workflow_id, "job", "slow")
+        w.signal(workflow_id, "job", "quick")
+        w.run_until_idle()
+        state = w.state(workflow_id)
+        assert state.status == "running" and state.steps["after"].status == "completed"
+        assert state.steps["work[0]"].status == "running"  # on in the background: the workflow waits for it
+        w.assert_replays(workflow_id)
