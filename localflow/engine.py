@@ -121,12 +121,12 @@ class Engine:
                                "a request names a flow, not a path")
         if name.endswith(".flow") or "/" in name:
             for candidate in (Path(name), self.paths.home / name):
-                if candidate.is_file():
+                if _is_file(candidate):
                     return candidate.absolute()
             raise FlowNotFound(name, self.display(self.paths.flows_dir), self.flow_names())
         if _FLOW_NAME_RE.fullmatch(name or ""):
             top = self.paths.flow_file(name)
-            if top.is_file():
+            if _is_file(top):
                 return top
             found = [p for p in self.flow_files() if p.stem == name]
             if len(found) > 1:
@@ -177,6 +177,8 @@ class Engine:
                 state = evolve(state, event) if state is not None else initial(event, flow)
             except (FoldError, ValueError) as exc:
                 raise HistoryCorruptError(self._where(workflow_id), record["seq"], str(exc)) from None
+            except _MALFORMED as exc:  # a hand-edited line with a recomputed crc: a pinned flow that is no flow
+                raise HistoryCorruptError(self._where(workflow_id), record["seq"], _malformed(exc)) from None
             events.append(event)
         assert state is not None  # a read never returns an empty history
         return Loaded(events, state, size)
@@ -333,6 +335,8 @@ class Engine:
                     state = evolve(state, ev.from_record(record))
                 except (ValueError, FoldError) as exc:
                     raise HistoryCorruptError(self._where(workflow_id), record["seq"], str(exc)) from None
+                except _MALFORMED as exc:
+                    raise HistoryCorruptError(self._where(workflow_id), record["seq"], _malformed(exc)) from None
         self._remember(workflow_id, chunk.cursor, state)
         return chunk, state
 
@@ -374,6 +378,24 @@ class Engine:
             return [ev.CancelRequested(reason=reason)]
 
         return self.transact(workflow_id, world)
+
+
+# What folding a record of the right types but the wrong shape raises (a pinned flow damaged inside,
+# an index past a list): the line is malformed, as a ValueError from the record itself would say.
+_MALFORMED = (TypeError, KeyError, AttributeError, IndexError)
+
+
+def _malformed(exc: BaseException) -> str:
+    return f"an event does not fit the workflow's state or pinned flow ({type(exc).__name__}: {exc})"
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, but false for a path the filesystem refuses (a name over NAME_MAX or
+    PATH_MAX): such a flow does not exist, it is not a storage failure."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _terminate(engine: "Engine", workflow_id: str, reason: str) -> Transaction:

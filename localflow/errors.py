@@ -57,8 +57,9 @@ class FlowNotFound(LocalFlowError):
     def __init__(self, name: str, flows_dir: str, known: list[str] | None = None, where: str = "") -> None:
         self.name = name
         known_text = f" Known flows: {', '.join(known)}." if known else ""
-        where = where or ("no such file" if name.endswith(".flow") or "/" in name else f"no {flows_dir}/{name}.flow")
-        super().__init__(f"unknown flow '{name}': {where}.{known_text}")
+        shown = name if name.isprintable() else repr(name)[1:-1]  # no raw control character reaches a terminal or log
+        where = where or ("no such file" if name.endswith(".flow") or "/" in name else f"no {flows_dir}/{shown}.flow")
+        super().__init__(f"unknown flow '{shown}': {where}.{known_text}")
         self.known = known or []
 
 

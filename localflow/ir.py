@@ -14,6 +14,7 @@ This module imports nothing from ``dsl`` or ``core``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from typing import Any, Union
 
@@ -459,6 +460,38 @@ def to_json(node: Any) -> Any:
     return node
 
 
+_SCALARS = {"int": (int,), "str": (str,), "bool": (bool,), "float": (int, float), "tuple": (tuple,)}
+
+
+@functools.cache
+def _field_rules(cls: type) -> dict:
+    """Field -> (types its value may have after ``from_json``, element types of a ``tuple[X, ...]`` or
+    None), from the dataclass's declared field types; a field of a type not listed is not checked."""
+    rules = {}
+    for f in fields(cls):
+        declared = str(f.type)
+        optional = declared.startswith("Union[") and declared.endswith(", None]")
+        declared = declared[len("Union["):-len(", None]")] if optional else declared
+        element = None
+        if declared.startswith("tuple[") and declared.endswith(", ...]"):
+            element, declared = declared[len("tuple["):-len(", ...]")], "tuple"
+        types = _SCALARS.get(declared) or ((_NODE_TYPES[declared],) if declared in _NODE_TYPES else None)
+        elements = None if element is None else (_SCALARS.get(element) or (
+            (_NODE_TYPES[element],) if element in _NODE_TYPES else None))
+        if types is not None:
+            rules[f.name] = (types + ((type(None),) if optional else ()), elements)
+    return rules
+
+
+def _fits(value: Any, types: tuple, elements: Union[tuple, None]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False
+    if not isinstance(value, types):
+        return False
+    return elements is None or not isinstance(value, tuple) or all(
+        isinstance(item, elements) and not (isinstance(item, bool) and bool not in elements) for item in value)
+
+
 def from_json(data: Any, depth: int = 0) -> Any:
     """Inverse of ``to_json``: lists become tuples, tagged dicts become nodes.
 
@@ -475,6 +508,10 @@ def from_json(data: Any, depth: int = 0) -> Any:
         if cls is None:
             raise FoldError(f"unknown IR node kind {kind!r}")
         values = {k: from_json(v, depth + 1) for k, v in data.items() if k != "kind"}
+        rules = _field_rules(cls)
+        for name, value in values.items():  # a hand-edited pinned flow: a duration that is text, a name a number
+            if name in rules and not _fits(value, *rules[name]):
+                raise FoldError(f"malformed IR node {kind}: its {name} is {value!r:.80}")
         try:
             return cls(**values)
         except TypeError as exc:

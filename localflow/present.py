@@ -83,7 +83,7 @@ def describe(event: ev.Event, flow: Any = None) -> str:
     error message is cut, saying how much was left out).
     """
     text = None
-    if flow is not None and hasattr(event, "at"):
+    if flow is not None and hasattr(event, "frame") and hasattr(event, "at"):  # WorkflowNondeterministic has no frame
         stmt = statement_at(flow, event.frame, event.at)
         if stmt is not None:
             text = _describe_flow_event(event, label_of(stmt))
@@ -103,7 +103,7 @@ def _describe(event: ev.Event) -> str:
     if isinstance(event, ev.ActivityScheduled):
         if event.call is not None:
             return f"{event.step}: attempt {event.attempt} scheduled: call {_call_text(event.call)}" + _handed(event)
-        return f"{event.step}: attempt {event.attempt} scheduled: {' '.join(event.argv)}" + _handed(event)
+        return f"{event.step}: attempt {event.attempt} scheduled: {' '.join(map(str, event.argv))}" + _handed(event)
     if isinstance(event, ev.ActivityHeartbeat):
         return f"{event.step}: attempt {event.attempt} heartbeat: {short_json(event.details)}"
     if isinstance(event, ev.ActivityStarted):
@@ -164,7 +164,12 @@ def _call_text(call: Any) -> str:
 
 def _compensated(reason: Any) -> str:
     done = (reason or {}).get("compensated")
-    return f" (compensated: {', '.join(done)})" if done else ""
+    return f" (compensated: {names_text(done)})" if done else ""
+
+
+def names_text(names: Any) -> str:
+    """Step names recorded as a list, comma-separated (whatever a hand-edited history holds there)."""
+    return ", ".join(map(str, names)) if isinstance(names, (list, tuple)) else str(names)
 
 
 def _describe_flow_event(event: ev.Event, where: str = "") -> str:
@@ -215,7 +220,7 @@ def _describe_flow_event(event: ev.Event, where: str = "") -> str:
         return f"terminated: {event.reason} (no compensation; running work is killed)"
     if isinstance(event, ev.CompensationStarted):
         why = (event.reason or {}).get("message")
-        steps = ", ".join(event.steps) or "nothing to undo"
+        steps = names_text(event.steps) or "nothing to undo"
         return f"compensating ({why}): undo {steps}"
     return type(event).__name__
 

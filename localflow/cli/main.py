@@ -23,7 +23,7 @@ from localflow.supervisor.defaults import DEFAULT_GRACE_S, DEFAULT_RESCAN_S
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lf", description="LocalFlow: durable workflows on one machine, in a folder."
     )
     parser.add_argument("--home", metavar="DIR",
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_terminate(sub)
     _add_logs(sub)
     _add_schedule(sub)
+    _add_fsck(sub)
     return parser
 
 
@@ -232,6 +233,26 @@ def _add_schedule(sub: argparse._SubParsersAction) -> None:
         a.set_defaults(handler=f"schedule:cmd_{action}")
 
 
+def _add_fsck(sub: argparse._SubParsersAction) -> None:
+    """`lf fsck`: cli/fsck.py (the checks: localflow/fsck.py; docs/fsck.md)."""
+    p = sub.add_parser(
+        "fsck", help="check every history, timer marker and file under var/; --repair fixes what is provably safe",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check var/: each history line by line (seq, checksum, torn tail, events that do not parse\n"
+                    "or do not fold, a WorkflowStarted naming another folder), children whose parent is missing,\n"
+                    "timer markers against pending timers, stray files, permissions and symlinks (never followed).\n"
+                    "Each finding is printed as file[:line]: kind: message.",
+        epilog="--repair fixes only: a torn tail (cut under the workflow's lock, the bytes kept in\n"
+               "history.jsonl.torn-<offset>), a stray timer marker (removed), a missing marker of a pending\n"
+               "timer (written). Nothing else is changed.\n\nexit codes:\n  0  clean (or everything found was repaired)\n"
+               "  1  findings remain\n  3  something could not be read or repaired\n\nSee docs/fsck.md.")
+    p.add_argument("ids", nargs="*", metavar="ID", help="only these workflows (their folders and timer markers); "
+                                                        "default: all of var/")
+    p.add_argument("--repair", action="store_true", help="fix the repairable findings and say what was done")
+    _add_json_flag(p)
+    p.set_defaults(handler="fsck:cmd_fsck")
+
+
 def _add_repair(sub: argparse._SubParsersAction) -> None:
     """`lf resume`, `lf fork`: cli/repair.py."""
     p = sub.add_parser("resume", help="carry on a failed workflow from where it failed, with fresh attempts "
@@ -284,6 +305,53 @@ def _add_run_flag(parser: argparse.ArgumentParser) -> None:
                         help="then run it to the end in the foreground, as `lf run` does (exit code as `lf run`)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse before Python 3.13 strips the ``--`` of ``--reason=--`` (or ``-i--``) and stores ``[]``,
+    a list where every command expects text (tracebacks, or a list recorded as a reason): here an
+    option given ``--`` gets the text ``--``, as under 3.13. Subparsers are made of this class too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Store)
+        self.register("action", "store", _Store)
+        self.register("action", "append", _Append)
+
+    def error(self, message: str):
+        super().error(shown(message))  # "unrecognized arguments: ..." repeats the command line as it was
+
+
+def _dashes(parser: argparse.ArgumentParser, action: argparse.Action, values):
+    if values != [] or not action.option_strings or action.nargs is not None:
+        return values
+    option = "/".join(action.option_strings)
+    try:
+        value = action.type("--") if callable(action.type) else "--"
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        parser.error(f"argument {option}: invalid value: '--'")
+    if action.choices is not None and value not in action.choices:
+        parser.error(f"argument {option}: invalid choice: '--'")
+    return value
+
+
+class _Store(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, _dashes(parser, self, values))
+
+
+class _Append(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), _dashes(parser, self, values)])
+
+
+def shown(message: str) -> str:
+    """A message as it may reach a terminal: what is not printable (control characters, escape
+    sequences, bidi overrides, lone surrogates) written as its escape, so text that came from the
+    command line or a file never drives the terminal. Newlines and tabs stay."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in message)
+
+
 def handler_of(spec: str) -> Callable[[argparse.Namespace], int]:
     """``"read:cmd_list"`` -> ``localflow.cli.read.cmd_list``, importing that module now."""
     module, _, name = spec.partition(":")
@@ -299,10 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except FlowSyntaxError as exc:
-        sys.stderr.write(f"{exc}\n")
+        sys.stderr.write(f"{shown(str(exc))}\n")
         return exc.exit_code
     except LocalFlowError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {shown(str(exc))}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
@@ -313,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         from localflow.store.atomic import storage_error
 
         error = storage_error("complete the command at", exc.filename or "the LocalFlow home", exc)
-        sys.stderr.write(f"error: {error}\n")
+        sys.stderr.write(f"error: {shown(str(error))}\n")
         return error.exit_code
 
 

@@ -24,7 +24,7 @@ from localflow.core import events as ev
 from localflow.core.state import TimerState, WorkflowState
 from localflow.core.timefmt import format_duration, to_iso
 from localflow.listing import row_of
-from localflow.present import clip_json, clip_text, describe, divergence_text, short_json
+from localflow.present import clip_json, clip_text, describe, divergence_text, names_text, short_json
 
 STATUS_STYLE = {"running": "cyan", "completed": "green", "failed": "red", "scheduled": "yellow",
                 "nondeterministic": "bold red",
@@ -182,7 +182,7 @@ def inspect_view(state: WorkflowState) -> Group:
     if state.error:
         head.add_row("error", plain_text(str(state.error.get("message")), see, style="red"))
     if state.parent:
-        head.add_row("parent", Text(f"{state.parent['workflow_id']} (step {state.parent['step']})"))
+        head.add_row("parent", Text(f"{state.parent.get('workflow_id')} (step {state.parent.get('step')})"))
     for child in (s for s in state.steps.values() if s.kind == "child"):
         head.add_row("child", Text(f"{child.child_id} ({child.child_flow}, step {child.step}): {child.status}"))
     if state.variables:
@@ -191,10 +191,10 @@ def inspect_view(state: WorkflowState) -> Group:
     if waiting:
         head.add_row("buffered signals", plain_text(", ".join(g.signal for g in waiting), see))
     if state.compensating:
-        head.add_row("compensating", Text(", ".join(state.compensation["steps"]) or "stopping running work"))
+        head.add_row("compensating", Text(names_text(state.compensation["steps"]) or "stopping running work"))
     compensated = (state.error or {}).get("compensated")
     if compensated:
-        head.add_row("compensated", Text(", ".join(compensated)))
+        head.add_row("compensated", Text(names_text(compensated)))
     head.add_row("started", _local(state.started_at))
     head.add_row("ended" if state.ended_at else "last change", _local(state.ended_at or state.updated_at))
     parts: list[Any] = [head]
@@ -262,5 +262,5 @@ def result_panel(state: WorkflowState) -> Panel:
     body = plain_text(message, see)
     compensated = (state.error or {}).get("compensated")
     if compensated:
-        body.append(f"\ncompensated: {', '.join(compensated)}")
+        body.append(f"\ncompensated: {names_text(compensated)}")
     return Panel(body, title=title, border_style="red", expand=False)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Union
 
 from localflow import ir
 from localflow.cli.common import engine_for, print_json
+from localflow.cli.main import shown
 from localflow.dsl import read_flow_file
 from localflow.dsl.lexer import diagnostic, physical_lines
 from localflow.engine import Engine
@@ -112,7 +113,7 @@ def _print_reports(reports: list[FileReport]) -> None:
             steps = len(report.flow.step_names())
             sys.stdout.write(f"ok  {report.file}  ({report.flow.name}: {steps} step{'' if steps == 1 else 's'})\n")
         for d in report.diagnostics:
-            sys.stderr.write(d.render() + "\n")
+            sys.stderr.write(shown(d.render()) + "\n")  # a control character in the file never reaches the terminal
     sys.stdout.flush()
     errors = sum(len(r.diagnostics) for r in reports)
     bad = sum(1 for r in reports if not r.ok)

@@ -515,19 +515,63 @@ def _field_names(cls: type) -> frozenset:
     return frozenset(f.name for f in fields(cls))
 
 
+# The JSON types a record's field may hold, by its declared type (JSON fields: any value).
+_DECLARED = {"int": (int,), "str": (str,), "bool": (bool,), "list": (list,), "Union[int, None]": (int, type(None)),
+             "Union[str, None]": (str, type(None)), "Union[bool, None]": (bool, type(None)),
+             "Union[list, None]": (list, type(None))}
+
+
+# JSON fields that always hold an object (docs/events.md); ``error`` in every event that has one.
+_OBJECTS = {"WorkflowStarted": {"flow": (dict,), "input": (dict,), "parent": (dict, type(None)),
+                                "request": (dict, type(None))},
+            "WorkflowCancelled": {"reason": (dict,)}, "CompensationStarted": {"reason": (dict,)},
+            "ChildStarted": {"input": (dict,)}, "WorkflowResumed": {"flow": (dict, type(None))},
+            "WorkflowForked": {"origin": (dict,)}, "WorkflowImported": {"bundle": (dict,)}}
+
+
+# A transaction's time (a clock's) is from 1970 to before 9000: later moments, a timer's or the next
+# transaction's, must still be writable as ISO-8601 (years up to 9999).
+_LATEST_TS_MS = 221_845_392_000_000  # 9000-01-01T00:00:00Z
+
+
+@functools.cache
+def _field_types(cls: type) -> dict:
+    types = {f.name: _DECLARED[f.type] for f in fields(cls) if f.type in _DECLARED}
+    if "error" in _field_names(cls):
+        types["error"] = (dict,)
+    types.update(_OBJECTS.get(cls.__name__, {}))
+    return types
+
+
 def from_record(record: dict[str, Any]) -> Event:
-    """Inverse of ``to_record``; raises UnknownEventType or ValueError for malformed records."""
+    """Inverse of ``to_record``; raises UnknownEventType or ValueError for malformed records
+    (a field the event does not have, or whose value is not of its declared type: a hand-edited
+    line whose crc was recomputed gets here)."""
     cls = EVENT_TYPES.get(record.get("type", ""))
     if cls is None:
         raise UnknownEventType(f"unknown event type {record.get('type')!r}")
     names = _field_names(cls)
+    types = _field_types(cls)
     values = {}
     for key, value in record.items():
         if key == "type":
             continue
         if key not in names:
             raise ValueError(f"{cls.__name__} has no field {key!r}")
-        values[key] = from_iso(value) if key in _TIME_FIELDS else value
+        allowed = types.get(key)
+        if key in _TIME_FIELDS:
+            try:
+                if not isinstance(value, str):
+                    raise TypeError
+                value = from_iso(value)
+                if key == "ts" and not 0 <= value < _LATEST_TS_MS:
+                    raise ValueError
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"{cls.__name__} field {key!r} is not an ISO-8601 time: {value!r:.80}") from None
+        elif allowed and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
+            names_ = " or ".join({type(None): "null", dict: "an object"}.get(t, t.__name__) for t in allowed)
+            raise ValueError(f"{cls.__name__} field {key!r} is not {names_}: {value!r:.80}")
+        values[key] = value
     try:
         return cls(**values)
     except TypeError as exc:

@@ -303,7 +303,8 @@ class WorkflowState:
 
 
 def label_of(stmt: Any) -> str:
-    return getattr(stmt, "name", None) or getattr(stmt, "id", None) or type(stmt).__name__.lower()
+    name = getattr(stmt, "name", None)  # a lock's name is an expression: its id (lock-N) labels it
+    return (name if isinstance(name, str) else None) or getattr(stmt, "id", None) or type(stmt).__name__.lower()
 
 
 def initial(started: ev.WorkflowStarted, flow: Union[ir.Flow, None] = None) -> WorkflowState:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Union
 
+from localflow import faults
 from localflow.core.jsonvalue import MAX_DEPTH, check_value
 from localflow.errors import InvalidValue, UnsafePath
 from localflow.core import secrets
@@ -182,6 +183,8 @@ class RunningAttempt:
                     close_fds=True,
                     pass_fds=(self._beats.write_fd,),
                 )
+                if faults.ACTIVE:  # just spawned, pid not yet recorded: the window a crash there tests
+                    faults.hit("spawn", self.process)
             finally:
                 os.close(stdin)
                 if feed is not None:
@@ -321,6 +324,8 @@ def parse_result(data: bytes) -> Any:
     try:
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except UnusableOutput:
+        if not _is_json(text):  # "NaN is not a number", "1e999 apples": text, however it begins
+            return text
         raise
     except RecursionError:
         raise UnusableOutput(f"stdout is JSON nested more than {MAX_DEPTH} levels deep") from None
@@ -330,6 +335,17 @@ def parse_result(data: bytes) -> Any:
         return check_value(value, "stdout")
     except InvalidValue as exc:
         raise UnusableOutput(str(exc)) from None
+
+
+def _is_json(text: str) -> bool:
+    """Is ``text`` one JSON document, NaN, Infinity and out-of-range numbers allowed?"""
+    try:
+        json.loads(text)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False
+    return True
 
 
 def _reported_error(stdout: int) -> dict:

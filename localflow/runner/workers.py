@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any, Union
 
+from localflow import faults
 from localflow.runner.heartbeats import check_details, details_env, interval_text
 from localflow.runner.proctree import kill_attempt, process_start_time, terminate_attempt
 from localflow.runner.subprocess_runner import AttemptOutcome, AttemptSpec, open_logs, redacted, kill_orphaned_attempt
@@ -63,6 +64,8 @@ class Worker:
                 cwd=cwd, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), lifeline), start_new_session=True,
                 env={**environment.inherited(), "PYTHONPATH": _localflow_path()},  # the allowlist, as run steps
             )
+            if faults.ACTIVE:
+                faults.hit("worker", self.process)
         except BaseException:
             ours.close()
             os.close(self._lifeline)
@@ -271,6 +274,8 @@ class RunningCall:
                 self.worker = pool.acquire()
                 self._started = time.monotonic()
                 try:
+                    if faults.ACTIVE:
+                        faults.hit("call", spec.call.get("target"))
                     protocol.send(self.worker.sock, message, (self._out, self._err))
                     break
                 except OSError:  # it died while idle (killed from outside): the call never reached it

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Union
 
+from localflow import faults
 from localflow.errors import StorageError, UnsafePath
 from localflow.store import safe
 from localflow.store.safe import DIR_MODE, FILE_MODE
@@ -36,6 +37,8 @@ def storage_error(action: str, path: Union[Path, str], exc: OSError) -> StorageE
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        if faults.ACTIVE:
+            faults.hit("fsync", path)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -50,6 +53,8 @@ def ensure_dir(path: Path, anchor: Union[Path, None] = None) -> None:
     try:
         if anchor is None:
             if not path.is_dir():
+                if faults.ACTIVE:
+                    faults.hit("mkdir", path)
                 path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
                 fsync_dir(path.parent)
             return
@@ -72,13 +77,23 @@ def write_atomic(path: Path, data: bytes, anchor: Path) -> None:
             try:
                 os.fchmod(fd, FILE_MODE)
                 safe.write_all(fd, data)
+                if faults.ACTIVE:
+                    faults.hit("fsync", path)
                 os.fsync(fd)
             except OSError:
-                os.unlink(tmp, dir_fd=dir_fd)
+                _unlink_quietly(tmp, dir_fd)  # (its own failure no longer hides the one that counts)
                 raise
             finally:
                 os.close(fd)
-            os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            try:
+                if faults.ACTIVE:
+                    faults.hit("rename", path)
+                os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except OSError:
+                _unlink_quietly(tmp, dir_fd)  # (it was left behind when the rename failed)
+                raise
+            if faults.ACTIVE:
+                faults.hit("fsync", path.parent)
             os.fsync(dir_fd)
     except UnsafePath:
         raise
@@ -86,11 +101,22 @@ def write_atomic(path: Path, data: bytes, anchor: Path) -> None:
         raise storage_error("write", path, exc) from exc
 
 
+def _unlink_quietly(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
 def remove(path: Path, anchor: Path) -> bool:
     """Unlink ``path`` (never through a symlinked directory) and fsync its directory; False if absent."""
     try:
         with safe.directory(anchor, path.parent) as dir_fd:
+            if faults.ACTIVE:
+                faults.hit("unlink", path)
             os.unlink(path.name, dir_fd=dir_fd)
+            if faults.ACTIVE:
+                faults.hit("fsync", path.parent)
             os.fsync(dir_fd)
     except FileNotFoundError:
         return False

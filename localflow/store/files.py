@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from contextlib import AbstractContextManager
 from typing import Any, Sequence, Union
 
-from localflow.errors import WorkflowNotFound
+from localflow.errors import UnsafePath, WorkflowNotFound
 from localflow.store import creation, history, locks
 from localflow.store.atomic import ensure_dir
 from localflow.store.base import Chunk, Cursor, HistoryStore
@@ -46,6 +47,10 @@ class FileStore(HistoryStore):
                 current = history.read(path)
         except (FileNotFoundError, NotADirectoryError):
             raise WorkflowNotFound(workflow_id) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink loop on the way (var/workflows linked into itself)
+                raise UnsafePath(str(path), "a symlink on the way to it loops") from None
+            raise
         if whole and not current.records:
             raise WorkflowNotFound(workflow_id)
         cursor = Cursor(current.valid_size, current.last_seq, info.st_ino, current.tail, info.st_mtime_ns)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from localflow import faults
 from localflow.errors import ConflictError, HistoryCorruptError, PayloadTooLarge, UnsafePath, WorkflowExists
 from localflow.store import codec, safe
 from localflow.store.atomic import FILE_MODE, fsync_dir, storage_error
@@ -120,12 +121,16 @@ def create(path: Path, first: dict[str, Any], more: Sequence[dict[str, Any]] = (
     except FileExistsError:
         if read(path).records:
             raise WorkflowExists(path.parent.name) from None
+        if faults.ACTIVE:
+            faults.hit("unlink", path)
         path.unlink()
         fd = _open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     except OSError as exc:
         raise storage_error("create", path, exc) from exc
     try:
         safe.write_all(fd, line)
+        if faults.ACTIVE:
+            faults.hit("fsync", path)
         os.fsync(fd)
     except OSError as exc:
         raise storage_error("write", path, exc) from exc
@@ -143,13 +148,21 @@ def repair_torn_tail(current: HistoryRead) -> None:
     try:
         fd = _open_nofollow(keep, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
+            if faults.ACTIVE:
+                faults.hit("write", keep)
             os.write(fd, current.torn)
+            if faults.ACTIVE:
+                faults.hit("fsync", keep)
             os.fsync(fd)
         finally:
             os.close(fd)
         fd = _open_nofollow(current.path, os.O_WRONLY)
         try:
+            if faults.ACTIVE:
+                faults.hit("truncate", current.path)
             os.ftruncate(fd, current.valid_size)
+            if faults.ACTIVE:
+                faults.hit("fsync", current.path)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -184,9 +197,13 @@ def append(current: HistoryRead, records: list[dict[str, Any]]) -> None:
         if os.fstat(fd).st_size != current.valid_size + len(current.torn):
             raise ConflictError(str(current.path), expected, -1)
         repair_torn_tail(current)
+        if faults.ACTIVE:
+            faults.hit("write", current.path)
         written = os.write(fd, data)
         if written != len(data):
             raise OSError(28, "short write")
+        if faults.ACTIVE:
+            faults.hit("fsync", current.path)
         os.fsync(fd)
     except OSError as exc:
         _take_back(fd, current.valid_size)

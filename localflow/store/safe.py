@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Union
 
+from localflow import faults
 from localflow.errors import UnsafePath
 
 DIR_MODE = 0o700
@@ -74,12 +75,20 @@ def _step_into(parent_fd: int, name: str, path: Callable[[], Path], create: bool
             if not create:
                 raise
         try:
+            if faults.ACTIVE:
+                faults.hit("mkdir", name)
             os.mkdir(name, DIR_MODE, dir_fd=parent_fd)
         except FileExistsError:
             pass  # someone else made it: open it like any other
         child = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-        os.fchmod(child, DIR_MODE)  # whatever the umask said
-        os.fsync(parent_fd)
+        try:
+            os.fchmod(child, DIR_MODE)  # whatever the umask said
+            if faults.ACTIVE:
+                faults.hit("fsync", name)
+            os.fsync(parent_fd)
+        except BaseException:
+            os.close(child)  # (it was leaked when the fsync failed)
+            raise
         return child
     except OSError as exc:
         if exc.errno in _REFUSED:
@@ -134,6 +143,8 @@ def read_bytes(anchor: Path, path: Path, offset: int = 0) -> bytes:
 
 def write_all(fd: int, data: bytes) -> None:
     """``os.write`` until all of ``data`` is written (a write may take only part of it)."""
+    if faults.ACTIVE:
+        faults.hit("write", fd)
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -145,6 +156,8 @@ def write_new(anchor: Path, path: Path, data: bytes) -> None:
     try:
         os.fchmod(fd, FILE_MODE)
         write_all(fd, data)
+        if faults.ACTIVE:
+            faults.hit("fsync", path)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Union
 
+from localflow import faults
 from localflow.errors import LocalFlowError
 from localflow.store import safe
 
@@ -103,9 +104,13 @@ def write(var_dir: Path, history: Path, valid_size: int, row: dict[str, Any], se
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=dir_fd)
             try:
+                if faults.ACTIVE:
+                    faults.hit("write", target)
                 os.write(fd, data)
             finally:
                 os.close(fd)
+            if faults.ACTIVE:
+                faults.hit("rename", target)
             os.replace(tmp, NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except (OSError, ValueError, LocalFlowError):
         pass  # a read-only var/ or a full disk: listing stays correct, only slower

@@ -37,7 +37,8 @@ from typing import Callable, Iterable, Union
 from localflow.core import events as ev
 from localflow.core.state import TERMINATED, Attempt, StepState, WorkflowState
 from localflow.engine import Engine, Transaction
-from localflow.errors import LocalFlowError, WorkflowExists, WorkflowFinished, WorkflowNotFound
+from localflow.errors import (InvalidValue, LocalFlowError, PayloadTooLarge, StorageError, WorkflowExists,
+                              WorkflowFinished, WorkflowNotFound)
 from localflow.runner.local import LocalRunner
 from localflow.runner.proctree import attempt_tag
 from localflow.runner.subprocess_runner import (
@@ -55,6 +56,13 @@ from localflow.supervisor.home_locks import HomeLocks, Request
 from localflow.supervisor.wakeups import Wakeups
 
 EventSink = Callable[[str, list], None]
+_STORAGE_RETRIES_S = (0.2, 1.0, 5.0)  # an outcome whose append hit a storage error is tried again after these
+
+
+def _storage_error(problems: list) -> bool:
+    """Did recording fail because of the disk (full, an I/O error), not because of the value?"""
+    return bool(problems) and isinstance(problems[-1], (StorageError, OSError)) \
+        and not isinstance(problems[-1], (PayloadTooLarge, InvalidValue))
 Log = Callable[[str], None]
 _Key = tuple  # (workflow id, step, attempt number)
 
@@ -518,7 +526,7 @@ class Executor:
 
     def _attempt(self, key: _Key, spec: AttemptSpec, waited: bool = False) -> None:
         workflow_id, step, number = key
-        recorded = None
+        recorded, unrecorded = None, False
         try:
             try:
                 running = self.runner.start(spec)
@@ -547,8 +555,18 @@ class Executor:
                 done = ev.ActivityFailed(step=step, attempt=number, error=outcome.error,
                                          duration_ms=outcome.duration_ms)
             last_beat = final_heartbeat(spec.on_heartbeat)  # the attempt's last details, if not yet recorded
-            recorded = self._record(workflow_id, step, number, [*last_beat, done])
-            if recorded is None and outcome.ok:
+            problems: list[Exception] = []
+            recorded = self._record(workflow_id, step, number, [*last_beat, done], problems)
+            for delay in _STORAGE_RETRIES_S:  # the disk failed, not the value: the outcome is still known
+                if recorded is not None or not _storage_error(problems) or self._stopping.wait(delay):
+                    break
+                problems.clear()
+                recorded = self._record(workflow_id, step, number, [*last_beat, done], problems)
+            if recorded is None and _storage_error(problems):
+                # Never written: the attempt stays pending, and a reconcile once this thread is gone runs
+                # it again (a call) or records it as interrupted (a process: retried, not counted).
+                unrecorded = True
+            elif recorded is None and outcome.ok:
                 # the result could not be stored (not JSON-able, too large): a failed attempt instead
                 error = {"kind": "output", "message": "the result could not be recorded", "exit_code": None}
                 recorded = self._record(workflow_id, step, number, [
@@ -568,7 +586,11 @@ class Executor:
             with self._guard:
                 self._running.pop(key, None)
                 self._cancel_when_started.pop(key, None)
+                if unrecorded:
+                    self._launched.discard(key)
             self.admission.release(key)
+            if unrecorded:
+                self.mark_dirty(workflow_id)
             if not self._stopping.is_set():
                 self._grant_waiting()
             if recorded is None:  # the loop reconciles it (a failed record, the end, a shutdown)
@@ -576,18 +598,23 @@ class Executor:
             else:
                 self._wake_up_loop()  # nothing runs any more, maybe: a virtual clock may move on
 
-    def _record(self, workflow_id: str, step: str, number: int, events: list[ev.Event]) -> Union[Transaction, None]:
+    def _record(self, workflow_id: str, step: str, number: int, events: list[ev.Event],
+                problems: Union[list, None] = None) -> Union[Transaction, None]:
         def only_if_pending(state: WorkflowState) -> Iterable[ev.Event]:
             return events if state.attempt_pending(step, number) else ()
 
-        return self._append(workflow_id, only_if_pending)
+        return self._append(workflow_id, only_if_pending, problems)
 
-    def _append(self, workflow_id: str, world: Callable[[WorkflowState], Iterable[ev.Event]]) -> Union[Transaction, None]:
-        """Record world events (a function of the state) and log what got appended; None if it failed."""
+    def _append(self, workflow_id: str, world: Callable[[WorkflowState], Iterable[ev.Event]],
+                problems: Union[list, None] = None) -> Union[Transaction, None]:
+        """Record world events (a function of the state) and log what got appended; None if it failed
+        (and the exception added to ``problems``)."""
         try:
             tx = self.engine.transact(workflow_id, world)
-        except (LocalFlowError, ValueError, RecursionError) as exc:  # a value JSON cannot store
+        except (LocalFlowError, ValueError, RecursionError, OSError) as exc:  # a value JSON cannot store, a disk
             self.log(f"{workflow_id}: could not record: {exc!s:.300}")
+            if problems is not None:
+                problems.append(exc)
             return None
         if tx.appended:
             self.on_events(workflow_id, tx.appended)

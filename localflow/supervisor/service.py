@@ -26,7 +26,7 @@ from typing import Callable, Union
 from filelock import FileLock, Timeout
 
 from localflow.engine import Engine
-from localflow.errors import LocalFlowError, SupervisorRunning, UnsafePath
+from localflow.errors import LocalFlowError, StorageError, SupervisorRunning, UnsafePath
 from localflow.present import describe
 from localflow.store import safe, summaries
 from localflow.store.atomic import remove, storage_error, sweep_tmp, write_atomic
@@ -37,7 +37,7 @@ from localflow.listing import note_settled
 from localflow.schedules import Scheduler
 from localflow.supervisor.executor import Executor
 from localflow.supervisor.loop import drive
-from localflow.supervisor.watch import Hints, start_observer
+from localflow.supervisor.watch import Hints, WatchdogWarnings, observer_alive, start_observer, stop_observer
 
 
 class ExecutorSlot:
@@ -133,21 +133,27 @@ class Supervisor:
         self._drop_guard = threading.Lock()
         self._finished: set[str] = set()
         self._broken: dict[str, str] = {}
+        self._storage_retry_ms: dict[str, int] = {}  # a storage error: reconciled again after this long
         self._held: set[str] = set()  # imported, not released: said once, then quiet (executor: a stat per hint)
+        self._hints: Union[Hints, None] = None
+        self._observer = None  # the watchdog observer; None while it cannot be started (the rescan polls)
+        self._observer_restarted = 0  # clock ms of the last restart of a dead observer
+        self._rescan_now = False  # set from watchdog's thread when it warns (events lost): rescan on the next pass
 
     def run(self, stop: threading.Event) -> None:
         slot = ExecutorSlot(self.engine, "supervisor")
         slot.acquire()
-        observer = None
+        warnings = WatchdogWarnings(self.log, self._on_watch_trouble)
         try:
+            warnings.attach()
             for directory in (self.paths.timers_dir, self.paths.registry_dir):
                 sweep_tmp(directory)
             for name in sweep_staging(self.paths.workflows_dir):
                 self.log(f"removed {name}: a workflow creation that never finished")
             self.schedules.prepare()  # var/schedules/ exists before the observer looks for it
-            hints = Hints(self.paths, self.executor.hint, self._on_marker, self._on_drop, self.log,
-                          on_schedule=self._on_schedule)
-            observer = start_observer(self.paths, hints)
+            self._hints = Hints(self.paths, self.executor.hint, self._on_marker, self._on_drop, self.log,
+                                on_schedule=self._on_schedule)
+            self._observer = start_observer(self.paths, self._hints)
             warm = getattr(self.executor.runner, "warm", None)
             if warm is not None:
                 warm()  # the worker pool for `call` steps starts with the supervisor
@@ -159,8 +165,9 @@ class Supervisor:
             drive(self.executor, self._reconcile, until=stop.is_set, every_pass=self._every_pass,
                   periodic=self._periodic, period_s=self.rescan_s)
         finally:
-            if observer is not None:
-                observer.stop()
+            if self._observer is not None:
+                stop_observer(self._observer)
+            warnings.detach()
             self.log("stopping: interrupting running activities")
             self.executor.stop()
             slot.release()
@@ -182,9 +189,44 @@ class Supervisor:
         self.schedules.hint(name)
         self.executor.mark_dirty("")  # wake the loop
 
+    def _on_watch_trouble(self) -> None:
+        self._rescan_now = True
+        self.executor.mark_dirty("")  # wake the loop
+
     def _every_pass(self) -> None:
+        self._check_observer()
+        if self._rescan_now:
+            self._rescan_now = False
+            self._periodic()
         self._process_drops()
         self._process_schedules()
+
+    def _check_observer(self) -> None:
+        """A dead observer delivers no hint, and says nothing: look at it every pass (a few attribute reads).
+        A new one is started and everything rescanned at once; one that keeps dying is retried only at each
+        rescan, which polls meanwhile."""
+        if self._observer is None or observer_alive(self._observer):
+            return
+        stop_observer(self._observer)
+        self._observer = None
+        now = self.engine.clock()
+        if now - self._observer_restarted < self.rescan_s * 1000:
+            self.log(f"watch: the filesystem observer stopped again; retrying at each rescan ({self.rescan_s:g}s)")
+            return
+        self._observer_restarted = now
+        if self._restart_observer():
+            self.log("watch: the filesystem observer had stopped; restarted it, rescanning for what it missed")
+        else:
+            self.log(f"watch: the filesystem observer stopped and cannot be restarted; the rescan every "
+                     f"{self.rescan_s:g}s catches up meanwhile")
+        self._periodic()
+
+    def _restart_observer(self) -> bool:
+        try:
+            self._observer = start_observer(self.paths, self._hints)
+        except Exception:  # noqa: BLE001 - out of inotify watches or instances...: the rescan polls meanwhile
+            return False
+        return True
 
     def _process_schedules(self) -> None:
         """Start due schedule slots, then sleep until the next one (a wake-up; the file is the record)."""
@@ -226,6 +268,8 @@ class Supervisor:
     # --- workflows ------------------------------------------------------------
 
     def _periodic(self) -> None:
+        if self._observer is None and self._hints is not None and self._restart_observer():
+            self.log("watch: the filesystem observer is running again")
         self._rescan()
         self._scan_drops()
         self.schedules.rescan()
@@ -253,8 +297,13 @@ class Supervisor:
             if self._broken.get(workflow_id) != text:
                 self._broken[workflow_id] = text
                 self.log(f"{workflow_id}: cannot continue: {text}")
+            if isinstance(exc, (StorageError, OSError)):  # the disk, not the workflow: try again later
+                delay = min(self._storage_retry_ms.get(workflow_id, 500) * 2, 60_000)
+                self._storage_retry_ms[workflow_id] = delay
+                self.executor.schedule_wakeup(workflow_id, self.engine.clock() + delay)
             return
         self._broken.pop(workflow_id, None)
+        self._storage_retry_ms.pop(workflow_id, None)
         if state.held and not state.terminal and workflow_id not in self._held:
             self._held.add(workflow_id)
             self.log(f"{workflow_id}: imported and held: nothing of it runs here until `lf resume {workflow_id}`")

@@ -15,11 +15,18 @@ ignores, with string checks before anything else:
   flows/ (editor swap files, requests claimed on their way to var/).
 A drop-folder file that arrived by a rename into flows/ (a moved event) is
 reported as such: it is complete, so it need not wait the settle time.
-A handler exception is logged and swallowed so it can never kill the observer.
+A handler exception is logged and swallowed so it can never kill the observer. If the
+observer dies anyway (a watchdog bug, an emitter thread that hit an I/O error), nothing
+says so: the supervisor asks ``observer_alive`` on every pass and starts a new one. And
+watchdog only *logs* what goes wrong inside its threads (the kernel's inotify queue
+overflowed and events were lost, a watch could not be added): ``WatchdogWarnings``
+passes those lines to the supervisor's log and asks for a rescan at once, which
+catches up whatever was missed.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable, Union
 
@@ -92,6 +99,41 @@ class Hints(FileSystemEventHandler):
             top, _, workflow = parent.rpartition("/")
             if top == self._workflows and not workflow.startswith("."):
                 self.on_workflow(workflow)
+
+
+class WatchdogWarnings(logging.Handler):
+    """watchdog's warnings (logger ``watchdog``) go to ``log``, and each asks for a rescan (``on_trouble``)."""
+
+    def __init__(self, log: Callable[[str], None], on_trouble: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.log = log
+        self.on_trouble = on_trouble
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.log(f"watch: {record.getMessage()}; rescanning")
+            self.on_trouble()
+        except Exception:  # noqa: BLE001 - a log line must never break watchdog's thread
+            pass
+
+    def attach(self) -> None:
+        logging.getLogger("watchdog").addHandler(self)
+
+    def detach(self) -> None:
+        logging.getLogger("watchdog").removeHandler(self)
+
+
+def observer_alive(observer: Observer) -> bool:
+    """Are the observer thread and every emitter thread feeding it (one per watched folder) still running?"""
+    return observer.is_alive() and all(emitter.is_alive() for emitter in list(observer.emitters))
+
+
+def stop_observer(observer: Observer) -> None:
+    """Stop an observer, whatever state it is in (a dead one may raise)."""
+    try:
+        observer.stop()
+    except Exception:  # noqa: BLE001 - it is being replaced; nothing more to do with it
+        pass
 
 
 def start_observer(paths: Paths, hints: Hints) -> Observer:
