@@ -1,7 +1,7 @@
 """Many `lf` processes at once against one home under a running supervisor, and two supervisors at once.
 
 16 client threads each run `lf start`, `lf signal` and `lf cancel` as real processes, one after
-the other, for LF_STRESS_SECONDS (default 20), against shared workflows (signal loops that all
+the other, for LF_STRESS_SECONDS (default 10), against shared workflows (signal loops that all
 of them feed, two of which any of them may cancel) and their own (waits they signal or cancel).
 Then every history must be intact (contiguous seq, valid checksums, `lf fsck` clean), every
 acknowledged signal recorded exactly once and handled once, everything must end (no command
@@ -109,7 +109,7 @@ def _signal(home: Path, log: Log, workflow_id: str, name: str, nonce: str) -> No
 
 
 def test_sixteen_processes_at_once_keep_every_history_intact_and_every_signal_once(home, supervisor):
-    seconds = float(os.environ.get("LF_STRESS_SECONDS", "20"))
+    seconds = float(os.environ.get("LF_STRESS_SECONDS", "10"))
     write_flow(home, "Hot", HOT)
     write_flow(home, "Mine", MINE)
     sup = supervisor()
