@@ -525,13 +525,17 @@ _DECLARED = {"int": (int,), "str": (str,), "bool": (bool,), "list": (list,), "Un
 _OBJECTS = {"WorkflowStarted": {"flow": (dict,), "input": (dict,), "parent": (dict, type(None)),
                                 "request": (dict, type(None))},
             "WorkflowCancelled": {"reason": (dict,)}, "CompensationStarted": {"reason": (dict,)},
-            "ChildStarted": {"input": (dict,)}, "WorkflowResumed": {"flow": (dict, type(None))},
+            "WorkflowResumed": {"flow": (dict, type(None))},
             "WorkflowForked": {"origin": (dict,)}, "WorkflowImported": {"bundle": (dict,)}}
 
 
-# A transaction's time (a clock's) is from 1970 to before 9000: later moments, a timer's or the next
-# transaction's, must still be writable as ISO-8601 (years up to 9999).
-_LATEST_TS_MS = 221_845_392_000_000  # 9000-01-01T00:00:00Z
+# Fields declared text that earlier versions could record as other JSON (argparse before Python 3.13
+# stored `[]` for `--reason=--`): any JSON value is read.
+_ANY_JSON = {"CancelRequested": {"reason"}, "WorkflowTerminated": {"reason"}, "WorkflowResumed": {"reason"}}
+
+# A time is from 1970 up to the last moment ISO-8601 can write (9999-12-31T23:59:59.999Z), where
+# `sleep until` and a skipping virtual clock may take a workflow.
+_LATEST_TS_MS = 253_402_300_799_999
 
 
 @functools.cache
@@ -540,6 +544,8 @@ def _field_types(cls: type) -> dict:
     if "error" in _field_names(cls):
         types["error"] = (dict,)
     types.update(_OBJECTS.get(cls.__name__, {}))
+    for name in _ANY_JSON.get(cls.__name__, ()):
+        types.pop(name, None)
     return types
 
 
@@ -564,7 +570,7 @@ def from_record(record: dict[str, Any]) -> Event:
                 if not isinstance(value, str):
                     raise TypeError
                 value = from_iso(value)
-                if key == "ts" and not 0 <= value < _LATEST_TS_MS:
+                if key == "ts" and not 0 <= value <= _LATEST_TS_MS:
                     raise ValueError
             except (TypeError, ValueError, OverflowError):
                 raise ValueError(f"{cls.__name__} field {key!r} is not an ISO-8601 time: {value!r:.80}") from None

@@ -60,8 +60,12 @@ def decode(line: bytes) -> dict[str, Any]:
     crc = record.get("crc")
     if not isinstance(crc, str):
         raise LineError("line has no crc")
-    if checksum(record) != crc:
-        raise LineError(f"checksum mismatch (line says {crc}, content gives {checksum(record)})")
+    try:
+        actual = checksum(record)
+    except (ValueError, RecursionError) as exc:  # NaN, Infinity, 1e400: never written by LocalFlow
+        raise LineError(f"line holds a value JSON cannot store ({exc.__class__.__name__})") from None
+    if actual != crc:
+        raise LineError(f"checksum mismatch (line says {crc}, content gives {actual})")
     if not isinstance(record.get("seq"), int) or not isinstance(record.get("type"), str):
         raise LineError("line has no integer seq or no type")
     del record["crc"]

@@ -57,6 +57,7 @@ from localflow.supervisor.wakeups import Wakeups
 
 EventSink = Callable[[str, list], None]
 _STORAGE_RETRIES_S = (0.2, 1.0, 5.0)  # an outcome whose append hit a storage error is tried again after these
+_STORAGE_LATER_MS = 2_000  # then by the loop (and the supervisor's backoff when that fails too)
 
 
 def _storage_error(problems: list) -> bool:
@@ -104,6 +105,7 @@ class Executor:
         self._guard = threading.Lock()
         self._running: dict[_Key, Union[Running, None]] = {}
         self._cancel_when_started: dict[_Key, tuple[str, str]] = {}  # cancels that came while it was spawned
+        self._unrecorded: dict[_Key, list] = {}  # outcomes a storage error kept out of the history, for now
         self._threads: list[threading.Thread] = []
         self._wake = threading.Condition()
         self._dirty: set[str] = set()  # must be reconciled
@@ -222,8 +224,16 @@ class Executor:
         found: list[ev.Event] = []
         if state.held:
             return found  # another machine's: its pids, timers and children are none of ours
+        with self._guard:
+            kept = {k: v for k, v in self._unrecorded.items() if k[0] == state.workflow_id}
+        for key, events in kept.items():  # outcomes known but not yet written: written now, if still pending
+            if state.attempt_pending(key[1], key[2]):
+                found.extend(events)
+            else:
+                with self._guard:
+                    self._unrecorded.pop(key, None)
         for step, attempt in state.pending_attempts():
-            if self._is_running(state.workflow_id, step, attempt.number):
+            if self._is_running(state.workflow_id, step, attempt.number) or (state.workflow_id, step, attempt.number) in kept:
                 continue
             wanted = state.wanted(state.steps[step])
             name = f"{state.workflow_id}: {step} attempt {attempt.number}"
@@ -293,6 +303,9 @@ class Executor:
             self._carry_out_now(workflow_id, state)
 
     def _carry_out_now(self, workflow_id: str, state: WorkflowState) -> None:
+        with self._guard:  # kept outcomes this state holds now are written: forget them
+            for key in [k for k in self._unrecorded if k[0] == workflow_id and not state.attempt_pending(k[1], k[2])]:
+                del self._unrecorded[key]
         for timer in state.timers.values():
             marker = TimerMarker(timer.fire_at, workflow_id, timer.timer)
             if state.timer_wanted(timer):
@@ -526,7 +539,7 @@ class Executor:
 
     def _attempt(self, key: _Key, spec: AttemptSpec, waited: bool = False) -> None:
         workflow_id, step, number = key
-        recorded, unrecorded = None, False
+        recorded = None
         try:
             try:
                 running = self.runner.start(spec)
@@ -563,9 +576,10 @@ class Executor:
                 problems.clear()
                 recorded = self._record(workflow_id, step, number, [*last_beat, done], problems)
             if recorded is None and _storage_error(problems):
-                # Never written: the attempt stays pending, and a reconcile once this thread is gone runs
-                # it again (a call) or records it as interrupted (a process: retried, not counted).
-                unrecorded = True
+                # Never written, still known: the loop appends it once the disk lets it (``_recover``).
+                with self._guard:
+                    self._unrecorded[key] = [*last_beat, done]
+                self.schedule_wakeup(workflow_id, self.engine.clock() + _STORAGE_LATER_MS)
             elif recorded is None and outcome.ok:
                 # the result could not be stored (not JSON-able, too large): a failed attempt instead
                 error = {"kind": "output", "message": "the result could not be recorded", "exit_code": None}
@@ -586,11 +600,7 @@ class Executor:
             with self._guard:
                 self._running.pop(key, None)
                 self._cancel_when_started.pop(key, None)
-                if unrecorded:
-                    self._launched.discard(key)
             self.admission.release(key)
-            if unrecorded:
-                self.mark_dirty(workflow_id)
             if not self._stopping.is_set():
                 self._grant_waiting()
             if recorded is None:  # the loop reconciles it (a failed record, the end, a shutdown)
