@@ -32,6 +32,7 @@ from localflow.core.state import WorkflowState, evolve, initial, repinned
 from localflow.errors import LocalFlowError, WorkflowNotFound
 from localflow.store import codec, history, locks, safe, timers
 from localflow.store.paths import WORKFLOW_ID_RE, Paths, TimerMarker, parse_timer_marker
+from localflow.store.creation import pid_alive
 
 # Kinds of finding (docs/fsck.md)
 UNREADABLE = "unreadable"  # could not be read at all: exit 3
@@ -423,17 +424,7 @@ def _why(exc: BaseException) -> str:
     return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def tree_findings(entries: list[Entry], alive: Callable[[int], bool] = _alive) -> list[Finding]:
+def tree_findings(entries: list[Entry], alive: Callable[[int], bool] = pid_alive) -> list[Finding]:
     """Symlinks, permissions and stray entries among ``entries``."""
     findings: list[Finding] = []
     stray_dirs: list[tuple[str, ...]] = []
