@@ -15,10 +15,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class ExitCode:
+    """The exit codes of `lf`, one meaning each (the table in `lf --help` and docs/cli.md)."""
+
+    OK = 0
+    WORKFLOW_FAILED = 1  # the workflow ended failed, cancelled or terminated (lf run, result, watch)
+    USAGE = 2  # bad usage or input: an unknown option, bad JSON, a flow that does not parse, an ambiguous id
+    STORAGE = 3  # storage or history corruption: a damaged history, a full disk, a symlink in var/
+    NONDETERMINISM = 4  # a history disagrees with its flow
+    NOT_FOUND = 5  # no such workflow, flow or schedule
+    REFUSED = 6  # the request conflicts with what is: the workflow already ended, the id exists, a supervisor runs
+    INTERRUPTED = 130  # Ctrl-C
+
+
+EXIT_CODE_TABLE = (
+    (ExitCode.OK, "success"),
+    (ExitCode.WORKFLOW_FAILED, "the workflow failed, was cancelled or terminated (run, result, watch); "
+                               "fsck: findings remain"),
+    (ExitCode.USAGE, "bad usage or input (unknown option, bad JSON, a flow that does not parse, an ambiguous id)"),
+    (ExitCode.STORAGE, "storage or history corruption (damaged history, full disk, symlink in var/)"),
+    (ExitCode.NONDETERMINISM, "nondeterminism: a history disagrees with its flow"),
+    (ExitCode.NOT_FOUND, "not found: no such workflow, flow or schedule"),
+    (ExitCode.REFUSED, "refused: it conflicts with what is (already ended, id exists, a supervisor runs)"),
+    (ExitCode.INTERRUPTED, "interrupted (Ctrl-C)"),
+)
+
+
 class LocalFlowError(Exception):
     """Root of every error LocalFlow raises on purpose."""
 
-    exit_code = 1
+    exit_code = ExitCode.REFUSED
+
+
+class NotFoundError(LocalFlowError):
+    """No such workflow, flow or schedule."""
+
+    exit_code = ExitCode.NOT_FOUND
 
 
 @dataclass(frozen=True)
@@ -32,7 +64,8 @@ class Diagnostic:
     source_line: str = ""
 
     def render(self) -> str:
-        head = f"{self.file}:{self.line}:{self.col}: {self.message}"
+        message = self.message.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a token held
+        head = f"{self.file}:{self.line}:{self.col}: {message}"
         if not self.source_line:
             return head
         caret = " " * (max(self.col, 1) - 1) + "^"
@@ -53,14 +86,29 @@ class FlowSyntaxError(LocalFlowError):
         return self.diagnostics[0]
 
 
-class FlowNotFound(LocalFlowError):
+class FlowNotFound(NotFoundError):
     def __init__(self, name: str, flows_dir: str, known: list[str] | None = None, where: str = "") -> None:
         self.name = name
-        known_text = f" Known flows: {', '.join(known)}." if known else ""
+        known = known or []
         shown = name if name.isprintable() else repr(name)[1:-1]  # no raw control character reaches a terminal or log
+        close = _close_names(name, [k for k in known if " " not in k])
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        listed = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+        known_text = f" Known flows: {listed}." if known else ""
         where = where or ("no such file" if name.endswith(".flow") or "/" in name else f"no {flows_dir}/{shown}.flow")
-        super().__init__(f"unknown flow '{shown}': {where}.{known_text}")
+        super().__init__(f"unknown flow '{shown}': {where}.{hint}{known_text}")
         self.known = known or []
+
+
+def _close_names(name: str, known: list[str]) -> list[str]:
+    """Names close to ``name``: the same but for case first, else those difflib finds close."""
+    import difflib
+
+    same = [k for k in known if k.lower() == name.lower()]
+    if same:
+        return same
+    lowered = {k.lower(): k for k in known}
+    return [lowered[m] for m in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)]
 
 
 class InputError(LocalFlowError):
@@ -91,7 +139,7 @@ class InvalidWorkflowId(LocalFlowError):
         )
 
 
-class WorkflowNotFound(LocalFlowError):
+class WorkflowNotFound(NotFoundError):
     def __init__(self, workflow_id: str) -> None:
         self.workflow_id = workflow_id
         super().__init__(f"no workflow '{workflow_id}' (see `lf list`)")
@@ -180,6 +228,8 @@ class StorageError(LocalFlowError):
 
 
 class PayloadTooLarge(LocalFlowError):
+    exit_code = ExitCode.USAGE  # input too large to record: bad input
+
     def __init__(self, what: str, size: int, limit: int) -> None:
         self.size = size
         self.limit = limit
@@ -209,3 +259,56 @@ class UnsafePath(LocalFlowError):
         self.reason = reason
         super().__init__(f"refusing {path}: {reason}; LocalFlow never follows symlinks inside var/ "
                          "(move it aside)")
+
+
+# --- the Python API (localflow/client.py) ---------------------------------------------
+
+
+class AmbiguousWorkflowId(LocalFlowError):
+    """A short id (a prefix, or a random tail) that matches several workflows."""
+
+    exit_code = ExitCode.USAGE
+    SHOWN = 10
+
+    def __init__(self, ref: str, candidates: list[str]) -> None:
+        self.ref = ref
+        self.candidates = list(candidates)  # every match, newest first
+        shown = ", ".join(self.candidates[:self.SHOWN])
+        more = len(self.candidates) - self.SHOWN
+        extra = f" and {more} more" if more > 0 else ""
+        super().__init__(f"'{ref}' matches {len(self.candidates)} workflows: {shown}{extra}; "
+                         "give more of the id")
+
+
+class WorkflowFailed(LocalFlowError):
+    """The workflow ended without a result: failed, cancelled, terminated or nondeterministic."""
+
+    exit_code = ExitCode.WORKFLOW_FAILED
+
+    def __init__(self, workflow_id: str, status: str, error: dict | None = None) -> None:
+        self.workflow_id = workflow_id
+        self.status = status
+        self.error = dict(error or {})
+        message = self.error.get("message")
+        super().__init__(f"workflow '{workflow_id}' {status}" + (f": {message}" if message else ""))
+
+
+class WorkflowStillRunning(LocalFlowError):
+    """The request needs a workflow that has ended, and this one has not."""
+
+    exit_code = ExitCode.REFUSED
+
+    def __init__(self, workflow_id: str, status: str = "running", hint: str = "") -> None:
+        self.workflow_id = workflow_id
+        self.status = status
+        hint = hint or "wait for it to end (`lf result --wait`)"
+        super().__init__(f"workflow '{workflow_id}' is still {status}; {hint}")
+
+
+class WaitTimedOut(WorkflowStillRunning, TimeoutError):
+    """Waiting for a workflow's end took longer than the timeout given."""
+
+    def __init__(self, workflow_id: str, timeout: float, status: str = "running") -> None:
+        self.timeout = timeout
+        super().__init__(workflow_id, status, f"gave up waiting for its end after {timeout:g}s "
+                                              "(it carries on; wait again, or raise the timeout)")

@@ -517,3 +517,21 @@ def from_json(data: Any, depth: int = 0) -> Any:
         except TypeError as exc:
             raise FoldError(f"malformed IR node {kind}: {exc}") from None
     return data
+
+
+_KEYWORDS = {"If": "if", "For": "for", "While": "while", "Repeat": "repeat", "SignalLoop": "signal loop",
+             "Lock": "lock", "Scope": "block", "Sleep": "sleep", "Set": "set", "Return": "return", "Fail": "fail",
+             "Break": "break", "Continue": "continue"}
+
+
+def shown_name(stmt: Any) -> str:
+    """A statement as its author knows it, for people: a step by its name, any other statement by
+    its keyword and line (``sleep at line 7``), never by the id (``sleep-1``) histories key it by."""
+    name = getattr(stmt, "name", None)
+    if isinstance(name, str) and name and not isinstance(stmt, Set):
+        return name
+    kind = type(stmt).__name__
+    keyword = ("race" if getattr(stmt, "race", False) else "parallel") if kind == "Parallel" else \
+        _KEYWORDS.get(kind, kind.lower())
+    line = getattr(stmt, "line", 0)
+    return f"{keyword} at line {line}" if line else keyword

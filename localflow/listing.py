@@ -24,12 +24,13 @@ def row_of(state: WorkflowState) -> dict[str, Any]:
         "id": state.workflow_id,
         "flow": state.flow.name,
         "status": "held" if state.held and not state.terminal else state.status,
-        "step": state.current_label or None,
+        "current_steps": state.current_steps,
         "started": to_iso(state.started_at),
         "updated": to_iso(state.updated_at),
         "ended": None if state.ended_at is None else to_iso(state.ended_at),
         "error": error.get("message") if state.terminal and state.status != "completed" else (
             f"nondeterministic at seq {state.divergence['at']}" if state.divergence else None),
+        "parent": (state.parent or {}).get("workflow_id"),
     }
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from localflow import ir
 from localflow.core import events as ev
 from localflow.core.frames import statement_at
-from localflow.core.state import label_of
 from localflow.core.timefmt import format_duration, format_span, to_iso
 
 _MAX_VALUE = 120
@@ -86,7 +86,7 @@ def describe(event: ev.Event, flow: Any = None) -> str:
     if flow is not None and hasattr(event, "frame") and hasattr(event, "at"):  # WorkflowNondeterministic has no frame
         stmt = statement_at(flow, event.frame, event.at)
         if stmt is not None:
-            text = _describe_flow_event(event, label_of(stmt))
+            text = _describe_flow_event(event, where_text(stmt), stmt)
     shown, more = clip_text(_describe(event) if text is None else text)
     return shown + (f" … ({more:,} more characters)" if more else "")
 
@@ -172,10 +172,42 @@ def names_text(names: Any) -> str:
     return ", ".join(map(str, names)) if isinstance(names, (list, tuple)) else str(names)
 
 
-def _describe_flow_event(event: ev.Event, where: str = "") -> str:
-    where = where or f"{getattr(event, 'frame', '')}#{getattr(event, 'at', '')}"
+def where_text(stmt: Any) -> str:
+    """A statement as its author knows it (``ir.shown_name``): ``charge``, ``if at line 12``."""
+    return ir.shown_name(stmt)
+
+
+def _branch_text(branch: str, stmt: Any) -> str:
+    """``then0`` / ``then2`` / ``else`` / "" as the words of the flow: the if, the 2nd elif, the else."""
+    if branch == "else":
+        return "took the else branch"
+    if not branch:
+        return "took no branch (no condition held)"
+    index = branch[4:] if branch.startswith("then") else ""
+    if not index.isdigit():
+        return f"took branch {branch}"
+    number = int(index)
+    arms = getattr(stmt, "branches", None) or ()
+    line = getattr(arms[number], "line", 0) if number < len(arms) else 0
+    at = f" (line {line})" if line else ""
+    return "took the if branch" + at if number == 0 else f"took elif branch {number}{at}"
+
+
+def _catch_text(event: ev.CatchEntered, stmt: Any) -> str:
+    """Which ``catch`` took a failure, as written: ``catch timeout:``, ``catch exit 2, 3:``, ``catch:``."""
+    catches = getattr(stmt, "catches", None) or ()
+    if not isinstance(event.catch, int) or not 0 <= event.catch < len(catches):
+        return "its catch block" if event.catch in (0, None) else f"its catch block #{event.catch + 1}"
+    catch = catches[event.catch]
+    values = ", ".join(str(v) if not isinstance(v, str) else f'"{v}"' for v in (catch.values or ()))
+    written = "catch" if catch.match == "any" else f"catch {catch.match}" + (f" {values}" if values else "")
+    return f"`{written}:`" + (f" (line {catch.line})" if getattr(catch, "line", 0) else "")
+
+
+def _describe_flow_event(event: ev.Event, where: str = "", stmt: Any = None) -> str:
+    where = where or f"statement {getattr(event, 'at', 0) + 1 if isinstance(getattr(event, 'at', None), int) else '?'}"
     if isinstance(event, ev.BranchChosen):
-        return f"{where}: took {event.branch or 'no branch'}"
+        return f"{where}: {_branch_text(event.branch, stmt)}"
     if isinstance(event, ev.VariableSet):
         return f"set {event.name} = {short_json(event.value)}"
     if isinstance(event, ev.ParallelStarted):
@@ -183,7 +215,7 @@ def _describe_flow_event(event: ev.Event, where: str = "") -> str:
     if isinstance(event, ev.LoopStarted):
         return f"{where}: loop over {len(event.items)} items started"
     if isinstance(event, ev.CatchEntered):
-        return f"{event.step}: failed, handled by catch {event.catch}: {(event.error or {}).get('message')}"
+        return f"{event.step}: failed, handled by {_catch_text(event, stmt)}: {(event.error or {}).get('message')}"
     if isinstance(event, ev.SignalReceived):
         return f"signal '{event.signal}' received: {short_json(event.data)}"
     if isinstance(event, ev.SignalConsumed):
@@ -220,8 +252,8 @@ def _describe_flow_event(event: ev.Event, where: str = "") -> str:
         return f"terminated: {event.reason} (no compensation; running work is killed)"
     if isinstance(event, ev.CompensationStarted):
         why = (event.reason or {}).get("message")
-        steps = names_text(event.steps) or "nothing to undo"
-        return f"compensating ({why}): undo {steps}"
+        steps = names_text(event.steps)
+        return f"compensating ({why}): " + (f"undo {steps}" if steps else "nothing to undo")
     return type(event).__name__
 
 

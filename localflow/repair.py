@@ -36,7 +36,7 @@ from localflow.core.decide import decide
 from localflow.core.replay import replay
 from localflow.core.state import FAILED, UNDO_PREFIX, WorkflowState, evolve, fold
 from localflow.engine import Engine, Transaction
-from localflow.errors import InputError, LocalFlowError, NondeterminismError, WorkflowFinished
+from localflow.errors import ExitCode, InputError, LocalFlowError, NondeterminismError, WorkflowFinished
 from localflow.store import codec
 from localflow.store.paths import validate_workflow_id
 
@@ -44,7 +44,7 @@ from localflow.store.paths import validate_workflow_id
 class RepairRefused(LocalFlowError):
     """The repair cannot help this workflow (the message says why and what to do instead)."""
 
-    exit_code = 1
+    exit_code = ExitCode.REFUSED
 
 
 # --- resume ----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Union
 
-from localflow.errors import (FlowNotFound, FlowSyntaxError, InputError, InvalidValue, InvalidWorkflowId,
+from localflow.errors import (NotFoundError, FlowNotFound, FlowSyntaxError, InputError, InvalidValue, InvalidWorkflowId,
                               LocalFlowError, PayloadTooLarge, UnsafePath, WorkflowExists)
 from localflow.core.jsonvalue import parse_json
 from localflow.core.timefmt import from_iso, to_iso
@@ -56,7 +56,7 @@ class ScheduleError(LocalFlowError):
     exit_code = 2
 
 
-class ScheduleNotFound(LocalFlowError):
+class ScheduleNotFound(NotFoundError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"no schedule '{name}' (see `lf schedule list`)")

@@ -12,19 +12,20 @@ import sys
 from pathlib import Path
 
 from localflow import bundle
-from localflow.cli.common import engine_for, print_json
+from localflow.cli.common import engine_for, print_json, resolve
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     engine = engine_for(args)
-    data = bundle.export(engine.paths, args.id, engine.clock())
-    if args.output in (None, "-"):
+    workflow_id = resolve(engine, args.id)
+    data = bundle.export(engine.paths, workflow_id, engine.clock())
+    if args.to_file in (None, "-"):
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        bundle.write_file(Path(args.output), data)
+        bundle.write_file(Path(args.to_file), data)
         count = len(json.loads(data[:data.index(b"\n")])["workflows"])
-        print(f"exported {args.id} ({count} workflow{'s' if count != 1 else ''}) to {args.output}",
+        print(f"exported {workflow_id} ({count} workflow{'s' if count != 1 else ''}) to {args.to_file}",
               file=sys.stderr)
     return 0
 

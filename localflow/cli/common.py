@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from localflow.engine import Engine
@@ -18,9 +19,40 @@ if TYPE_CHECKING:
 HOME_ENV = "LOCALFLOW_HOME"
 
 
+def home_of(args: argparse.Namespace) -> Path:
+    """``--home``, else ``$LOCALFLOW_HOME``, else the nearest folder from here up that holds flows/ or
+    var/ (as git finds .git), else the current directory. A home that was named must exist."""
+    given = getattr(args, "home", None)
+    named = "--home" if given else HOME_ENV
+    given = given or os.environ.get(HOME_ENV)
+    if given:
+        path = Path(given)
+        if not path.is_dir():
+            raise InputError(f"{named} {given}: " + ("not a folder" if path.exists() else "no such folder") +
+                             "; a home is a folder holding flows/ (and var/, made on first use)")
+        return path
+    from localflow.client import find_home
+
+    return find_home(Path.cwd())
+
+
 def engine_for(args: argparse.Namespace) -> Engine:
-    home = args.home or os.environ.get(HOME_ENV) or os.getcwd()
-    return Engine(home)
+    return Engine(home_of(args))
+
+
+def client_for(args: argparse.Namespace):
+    """The Python API (localflow/client.py) on this command's home."""
+    from localflow.client import Client
+
+    return Client(home_of(args))
+
+
+def resolve(engine: Engine, ref: str) -> str:
+    """The workflow id ``ref`` names: an exact id, a unique prefix, a random tail, or ``@last``
+    (``Client.resolve``: an ambiguous one is a usage error listing the candidates)."""
+    from localflow.client import Client
+
+    return Client(engine.paths.home).resolve(ref)
 
 
 def console() -> Console:
@@ -36,11 +68,18 @@ def console() -> Console:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    """What a command prints for programs, in the ``-o`` format chosen (output.py)."""
+    from localflow.cli.output import emit
+
+    emit(value)
 
 
-def parse_input(raw_json: str | None, pairs: list[str] | None) -> dict[str, Any]:
+def parse_input(raw_json: str | None, pairs: list[str] | None, flow: Any = None) -> dict[str, Any]:
     """``--input '{...}'`` then ``-i key=value`` on top; a value that parses as JSON is JSON, else a string.
+
+    With the ``flow``, ``-i`` is typed by each input's default: an input whose default is text
+    takes the text as written (``-i order_id=123`` is ``"123"``); the others parse as JSON, and
+    the engine refuses a value of another kind than the default's (core/inputs.py).
 
     Every value must be storable (core/jsonvalue.py): NaN, Infinity, 1e999, text that is
     not valid Unicode and nesting past the limit are refused here, before anything is created.
@@ -50,12 +89,32 @@ def parse_input(raw_json: str | None, pairs: list[str] | None) -> dict[str, Any]
         given = _checked(lambda: parse_json(raw_json, "--input"))
         if not isinstance(given, dict):
             raise InputError("--input must be a JSON object, like '{\"order_id\": \"A-1\"}'")
+    text_inputs = _text_inputs(flow)
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InputError(f"-i expects key=value, got {pair!r}")
+        if key in text_inputs:
+            given[key] = _checked(lambda: check_value(value, f"-i {key}"))
+            continue
         given[key] = _checked(lambda: _pair_value(key, value))
     return _checked(lambda: check_value(given, "the input"))
+
+
+def _text_inputs(flow: Any) -> set[str]:
+    if flow is None:
+        return set()
+    from localflow.core.inputs import default_of
+    from localflow.errors import InputError as _InputError
+
+    names = set()
+    for item in flow.inputs:
+        try:
+            if isinstance(default_of(item), str):
+                names.add(item.name)
+        except _InputError:
+            pass
+    return names
 
 
 def _pair_value(key: str, text: str) -> Any:
@@ -101,3 +160,11 @@ def note_supervisor(engine: Engine, when_none: str) -> Union[str, None]:
     if holder is None:
         sys.stderr.write(f"note: no supervisor is running; {when_none}\n")
     return holder
+
+
+def holder_json(holder: str | None) -> dict | None:
+    """Who holds the executor slot, for JSON: ``{"role": "supervisor", "pid": 8434}`` (None: nobody)."""
+    if holder is None:
+        return None
+    role, _, pid = holder.rpartition(" pid ")
+    return {"role": role or holder, "pid": int(pid) if pid.isdigit() else None}

@@ -13,13 +13,13 @@ import os
 import sys
 
 from localflow import fsck
-from localflow.cli.common import HOME_ENV, print_json
+from localflow.cli.common import home_of, print_json
 from localflow.errors import LocalFlowError
 from localflow.store.paths import Paths, validate_workflow_id
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
-    paths = Paths.at(args.home or os.environ.get(HOME_ENV) or os.getcwd())
+    paths = Paths.at(home_of(args))
     ids = [validate_workflow_id(i) for i in args.ids] if args.ids else None
     _note_supervisor(paths)
     report = fsck.check(paths, ids)

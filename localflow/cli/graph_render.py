@@ -13,13 +13,18 @@ decision that the body returns to, with their bounds (``parallel N``, ``first K`
 ``branch if`` conditions label their branch; a lock shows its name (and ``global``);
 a block with ``on signal`` handlers is a scope whose handlers hang off it like catches;
 a detached flow step says so.
+
+With ``marks`` (``lf graph --run``), a statement's node also says how it went in one
+workflow: ``marks(stmt)`` returns a ``Mark`` (a status and a short text) or None. The tree
+appends it in the status's colour; Mermaid adds it on a second line of the label and gives
+the node a class per status (``classDef``), so the chart is coloured where it is pasted.
 """
 
 from __future__ import annotations
 
 import json
 import os.path
-from typing import NamedTuple, Union
+from typing import Callable, NamedTuple, Union
 
 from rich.text import Text
 from rich.tree import Tree
@@ -31,6 +36,28 @@ _UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms"
 _TREE_EXPR = 100  # longest expression text in a tree label
 _CHART_TEXT = 40  # longest expression or command text in a Mermaid label
 _KEYWORD, _NAME, _DIM = "bold", "cyan", "dim"
+
+
+class Mark(NamedTuple):
+    """How a statement went in one run: ``status`` (completed, failed, running, waiting, not run...)
+    and a short ``text`` (``completed, 2 attempts``)."""
+
+    status: str
+    text: str
+
+
+Marks = Callable[[object], Union[Mark, None]]
+MARK_STYLE = {"completed": "green", "failed": "red", "running": "cyan", "waiting": "yellow", "caught": "yellow",
+              "not run": "dim", "cancelled": "magenta", "skipped": "dim"}
+# Mermaid fill colours of the statuses above (light, so the labels stay readable)
+_MERMAID_CLASS = {"completed": "fill:#d8f3dc,stroke:#2d6a4f", "failed": "fill:#ffd6d6,stroke:#c1121f",
+                  "running": "fill:#d7f0ff,stroke:#0077b6", "waiting": "fill:#fff3bf,stroke:#e09f3e",
+                  "caught": "fill:#fff3bf,stroke:#e09f3e", "not run": "fill:#f1f1f1,stroke:#adb5bd",
+                  "cancelled": "fill:#f3d9fa,stroke:#9c36b5", "skipped": "fill:#f1f1f1,stroke:#adb5bd"}
+
+
+def _no_marks(stmt: object) -> None:
+    return None
 
 
 # --- shared wording -----------------------------------------------------------------
@@ -176,11 +203,19 @@ def _simple_label(stmt: object, limit: int) -> str:
 # --- the rich tree ------------------------------------------------------------------
 
 
-def flow_tree(flow: ir.Flow) -> Tree:
-    """``flow Name (inputs: ...)`` with one node per statement, blocks nested under their statement."""
+def flow_tree(flow: ir.Flow, marks: Union[Marks, None] = None) -> Tree:
+    """``flow Name (inputs: ...)`` with one node per statement, blocks nested under their statement;
+    with ``marks``, each statement's mark after its label."""
     tree = Tree(_root_label(flow), guide_style=_DIM)
-    _add_block(tree, flow.body)
+    _add_block(tree, flow.body, marks or _no_marks)
     return tree
+
+
+def _marked(label: Text, stmt: object, marks: Marks) -> Text:
+    mark = marks(stmt)
+    if mark is not None:
+        label.append(f"  [{mark.text}]", style=MARK_STYLE.get(mark.status, ""))
+    return label
 
 
 def _root_label(flow: ir.Flow) -> Text:
@@ -196,51 +231,53 @@ def _root_label(flow: ir.Flow) -> Text:
     return label
 
 
-def _add_block(parent: Tree, block: tuple) -> None:
+def _add_block(parent: Tree, block: tuple, marks: Marks = _no_marks) -> None:
     for stmt in block:
-        _add_statement(parent, stmt)
+        _add_statement(parent, stmt, marks)
 
 
-def _add_labelled_block(parent: Tree, label: Text, block: tuple) -> None:
+def _add_labelled_block(parent: Tree, label: Text, block: tuple, marks: Marks = _no_marks) -> None:
     node = parent.add(label)
-    _add_block(node, block)
+    _add_block(node, block, marks)
     if not block:
         node.add(Text("(empty)", style=_DIM))
 
 
-def _add_statement(parent: Tree, stmt: object) -> None:
+def _add_statement(parent: Tree, stmt: object, marks: Marks = _no_marks) -> None:
     if isinstance(stmt, ir.If):
-        node = parent.add(Text.assemble(("if ", _KEYWORD), _short(stmt.branches[0].condition.source, _TREE_EXPR)))
+        head = Text.assemble(("if ", _KEYWORD), _short(stmt.branches[0].condition.source, _TREE_EXPR))
+        node = parent.add(_marked(head, stmt, marks))
         for index, branch in enumerate(stmt.branches):
             head = Text("then", _KEYWORD) if index == 0 else Text.assemble(
                 ("elif ", _KEYWORD), _short(branch.condition.source, _TREE_EXPR))
-            _add_labelled_block(node, head, branch.body)
+            _add_labelled_block(node, head, branch.body, marks)
         if stmt.orelse is not None:
-            _add_labelled_block(node, Text("else", _KEYWORD), stmt.orelse)
+            _add_labelled_block(node, Text("else", _KEYWORD), stmt.orelse, marks)
     elif isinstance(stmt, ir.Parallel):
         word, notes = _parallel_label(stmt)
-        node = parent.add(Text.assemble((word, _KEYWORD), (notes, _DIM)))
+        node = parent.add(_marked(Text.assemble((word, _KEYWORD), (notes, _DIM)), stmt, marks))
         for index, branch in enumerate(stmt.branches):
-            _add_labelled_block(node, Text(_branch_label(stmt, index, _TREE_EXPR), _KEYWORD), branch)
+            _add_labelled_block(node, Text(_branch_label(stmt, index, _TREE_EXPR), _KEYWORD), branch, marks)
     elif isinstance(stmt, (ir.For, ir.SignalLoop, ir.While, ir.Repeat)):
-        node = parent.add(Text(_loop_label(stmt, _TREE_EXPR), _KEYWORD))
-        _add_block(node, stmt.body)
+        node = parent.add(_marked(Text(_loop_label(stmt, _TREE_EXPR), _KEYWORD), stmt, marks))
+        _add_block(node, stmt.body, marks)
         if isinstance(stmt, ir.Repeat):
             node.add(Text.assemble(("until ", _KEYWORD), _short(stmt.until.source, _TREE_EXPR)))
     elif isinstance(stmt, ir.Lock):
-        _add_labelled_block(parent, Text(_lock_label(stmt, _TREE_EXPR), _KEYWORD), stmt.body)
+        label = _marked(Text(_lock_label(stmt, _TREE_EXPR), _KEYWORD), stmt, marks)
+        _add_labelled_block(parent, label, stmt.body, marks)
     elif isinstance(stmt, ir.Scope):
-        node = parent.add(Text(_scope_label(stmt), _KEYWORD))
+        node = parent.add(_marked(Text(_scope_label(stmt), _KEYWORD), stmt, marks))
         for handler in stmt.handlers:
-            _add_labelled_block(node, Text(_handler_label(handler), _KEYWORD), handler.body)
-        _add_labelled_block(node, Text("while running", _KEYWORD), stmt.body)
+            _add_labelled_block(node, Text(_handler_label(handler), _KEYWORD), handler.body, marks)
+        _add_labelled_block(node, Text("while running", _KEYWORD), stmt.body, marks)
     elif isinstance(stmt, ir.STEP_KINDS):
-        node = parent.add(_step_label(stmt))
+        node = parent.add(_marked(_step_label(stmt), stmt, marks))
         for catch in stmt.catches:
-            _add_labelled_block(node, Text(_catch_label(catch), _KEYWORD), catch.body)
+            _add_labelled_block(node, Text(_catch_label(catch), _KEYWORD), catch.body, marks)
     else:
         word, _, rest = _simple_label(stmt, _TREE_EXPR).partition(" ")
-        parent.add(Text.assemble((word, _KEYWORD), f" {rest}" if rest else ""))
+        parent.add(_marked(Text.assemble((word, _KEYWORD), f" {rest}" if rest else ""), stmt, marks))
 
 
 def _step_label(stmt: ir.Step) -> Text:
@@ -264,9 +301,10 @@ class _Open(NamedTuple):
     dashed: bool = False
 
 
-def flow_mermaid(flow: ir.Flow) -> str:
-    """A ``flowchart TD`` from Start to End: one node per statement, blocks as branches that re-join."""
-    chart = _Chart()
+def flow_mermaid(flow: ir.Flow, marks: Union[Marks, None] = None) -> str:
+    """A ``flowchart TD`` from Start to End: one node per statement, blocks as branches that re-join;
+    with ``marks``, each statement's mark on a second line and a class per status."""
+    chart = _Chart(marks or _no_marks)
     start = chart.node("Start")
     chart.connect(chart.block(flow.body, [_Open(start)]), _END)
     end = chart.node("End")
@@ -276,7 +314,15 @@ def flow_mermaid(flow: ir.Flow) -> str:
         arrow = "-.->" if dashed else "-->"
         text = f"|{mermaid_escape(label, edge=True)}|" if label else ""
         lines.append(f"    {source} {arrow}{text} {end if target == _END else target}")
+    for status, nodes in chart.classes.items():
+        name = _class_name(status)
+        lines.append(f"    classDef {name} {_MERMAID_CLASS.get(status, _MERMAID_CLASS['not run'])}")
+        lines.append(f"    class {','.join(nodes)} {name}")
     return "\n".join(lines) + "\n"
+
+
+def _class_name(status: str) -> str:
+    return "st_" + "".join(c if c.isalnum() else "_" for c in status)
 
 
 def mermaid_escape(text: str, edge: bool = False) -> str:
@@ -299,14 +345,20 @@ class _Loop(NamedTuple):
 
 
 class _Chart:
-    def __init__(self) -> None:
+    def __init__(self, marks: Marks = _no_marks) -> None:
+        self.marks = marks
+        self.classes: dict[str, list[str]] = {}  # status -> the nodes marked with it
         self.nodes: list[str] = []
         self.edges: list[tuple[str, str, Union[str, None], bool]] = []
         self.loops: list[_Loop] = []  # the loops around the statement being drawn, innermost last
 
-    def node(self, label: str, decision: bool = False) -> str:
+    def node(self, label: str, decision: bool = False, stmt: object = None) -> str:
         node_id = f"n{len(self.nodes) + 1}"
         text = mermaid_escape(label)
+        mark = self.marks(stmt) if stmt is not None else None
+        if mark is not None:  # (the one piece of markup we write ourselves: the mark's own line)
+            text += "<br/>" + mermaid_escape(mark.text)
+            self.classes.setdefault(mark.status, []).append(node_id)
         self.nodes.append(f'{node_id}{{"{text}"}}' if decision else f'{node_id}["{text}"]')
         return node_id
 
@@ -339,9 +391,9 @@ class _Chart:
         if isinstance(stmt, ir.Scope):
             return self._scope(stmt, opens)
         if isinstance(stmt, ir.STEP_KINDS):
-            node = self.node(f"step {stmt.name}: {_step_action(stmt, _CHART_TEXT, basename=True)}")
+            node = self.node(f"step {stmt.name}: {_step_action(stmt, _CHART_TEXT, basename=True)}", stmt=stmt)
         else:
-            node = self.node(_simple_label(stmt, _CHART_TEXT))
+            node = self.node(_simple_label(stmt, _CHART_TEXT), stmt=stmt)
         self.connect(opens, node)
         if isinstance(stmt, (ir.Return, ir.Fail)):
             self.connect([_Open(node)], _END)
@@ -357,7 +409,7 @@ class _Chart:
         return after
 
     def _if(self, stmt: ir.If, opens: list[_Open]) -> list[_Open]:
-        decision = self.node(_short(stmt.branches[0].condition.source, _CHART_TEXT), decision=True)
+        decision = self.node(_short(stmt.branches[0].condition.source, _CHART_TEXT), decision=True, stmt=stmt)
         self.connect(opens, decision)
         after: list[_Open] = []
         for index, branch in enumerate(stmt.branches):
@@ -371,7 +423,7 @@ class _Chart:
 
     def _parallel(self, stmt: ir.Parallel, opens: list[_Open]) -> list[_Open]:
         word, notes = _parallel_label(stmt)
-        fork = self.node(word + notes)
+        fork = self.node(word + notes, stmt=stmt)
         self.connect(opens, fork)
         ends = [self.block(branch, [_Open(fork, _branch_label(stmt, i, _CHART_TEXT))])
                 for i, branch in enumerate(stmt.branches)]
@@ -399,7 +451,7 @@ class _Chart:
 
     def _loop(self, stmt: object, opens: list[_Open], each: str, again: str, done: str) -> list[_Open]:
         """for, signal for and while: a decision the body goes back to."""
-        loop = self.node(_loop_label(stmt, _CHART_TEXT), decision=True)
+        loop = self.node(_loop_label(stmt, _CHART_TEXT), decision=True, stmt=stmt)
         self.connect(opens, loop)
         ends, jumps = self._body(stmt.body, [_Open(loop, each)])  # type: ignore[attr-defined]
         self.connect(ends + jumps.continues, loop, again)
@@ -407,7 +459,7 @@ class _Chart:
 
     def _repeat(self, stmt: ir.Repeat, opens: list[_Open]) -> list[_Open]:
         """The body first, then the until test: back to the body until it holds."""
-        start = self.node(_loop_label(stmt, _CHART_TEXT))
+        start = self.node(_loop_label(stmt, _CHART_TEXT), stmt=stmt)
         self.connect(opens, start)
         ends, jumps = self._body(stmt.body, [_Open(start)])
         if not ends and not jumps.continues:
@@ -418,7 +470,7 @@ class _Chart:
         return [_Open(test, "yes")] + jumps.breaks
 
     def _lock(self, stmt: ir.Lock, opens: list[_Open]) -> list[_Open]:
-        lock = self.node(_lock_label(stmt, _CHART_TEXT))
+        lock = self.node(_lock_label(stmt, _CHART_TEXT), stmt=stmt)
         self.connect(opens, lock)
         ends = self.block(stmt.body, [_Open(lock)])
         if not ends:
@@ -429,7 +481,7 @@ class _Chart:
 
     def _scope(self, stmt: ir.Scope, opens: list[_Open]) -> list[_Open]:
         """The scope's node leads to its body; each handler hangs off it (dashed), like a catch."""
-        scope = self.node(_scope_label(stmt))
+        scope = self.node(_scope_label(stmt), stmt=stmt)
         self.connect(opens, scope)
         after = self.block(stmt.body, [_Open(scope)])
         for handler in stmt.handlers:

@@ -15,7 +15,7 @@ are written out as they are: it is the activity's own output.
   that starts later) go on writing, a header whenever the source changes, until the
   workflow has ended and every attempt's output is read.
 
-Errors: an unknown workflow exits 1; an unknown step or attempt, or ``--attempt``
+Errors: an unknown workflow exits 5; an unknown step or attempt, or ``--attempt``
 without STEP, exits 2 (usage).
 """
 
@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Union
 
-from localflow.cli.common import engine_for
+from localflow.cli.common import engine_for, resolve
 from localflow.core.state import StepState, WorkflowState
 from localflow.core.timefmt import format_duration
 from localflow.engine import Engine
@@ -40,7 +40,7 @@ _STREAMS = {"out": "stdout", "err": "stderr"}
 
 def cmd_logs(args: argparse.Namespace) -> int:
     engine = engine_for(args)
-    workflow_id = validate_workflow_id(args.id)
+    workflow_id = resolve(engine, args.id)
     state = engine.state_of(workflow_id)  # WorkflowNotFound: exit 1
     if args.attempt is not None and not args.step:
         raise InputError("--attempt needs a STEP: lf logs ID STEP --attempt N")

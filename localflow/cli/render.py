@@ -21,8 +21,9 @@ from rich.table import Table
 from rich.text import Text
 
 from localflow.core import events as ev
-from localflow.core.state import TimerState, WorkflowState
-from localflow.core.timefmt import format_duration, to_iso
+from localflow.core.state import TimerState, WorkflowState, signal_waits
+from localflow.cli.times import TimePolicy
+from localflow.core.timefmt import format_duration, from_iso, to_iso
 from localflow.listing import row_of
 from localflow.present import clip_json, clip_text, describe, divergence_text, names_text, short_json
 
@@ -33,15 +34,6 @@ STATUS_STYLE = {"running": "cyan", "completed": "green", "failed": "red", "sched
 
 def _iso(ms: int | None) -> str | None:
     return None if ms is None else to_iso(ms)
-
-
-def _local(ms: int | None) -> str:
-    """A timestamp for tables: UTC, as in the history, without the milliseconds."""
-    return "-" if ms is None else to_iso(ms).replace("T", " ")[:19]
-
-
-def _clock(ms: int | None) -> str:
-    return "-" if ms is None else to_iso(ms)[11:19]
 
 
 # --- JSON shapes ----------------------------------------------------------------
@@ -67,6 +59,7 @@ def details(state: WorkflowState) -> dict[str, Any]:
                     "ended": _iso(a.ended_at),
                     "duration_ms": a.duration_ms,
                     "pid": a.pid,
+                    "worker": getattr(a, "worker", None),
                     "error": a.error,
                     **_heartbeat_fields(a),
                 }
@@ -80,6 +73,8 @@ def details(state: WorkflowState) -> dict[str, Any]:
         "parent": state.parent,
         "children": [{"step": s.step, "workflow_id": s.child_id, "flow": s.child_flow, "status": s.status}
                      for s in state.steps.values() if s.kind == "child"],
+        "waiting_for": [{"signal": w.signal, "at": w.label, "timeout_at": _iso(w.timeout_at)}
+                        for w in signal_waits(state)],
         "variables": dict(state.variables),
         "signals": [{"signal": g.signal, "data": g.data, "taken_by": g.consumed_by} for g in state.signals],
         "compensated": ending.get("compensated", []),
@@ -142,23 +137,52 @@ def plain_text(text: str, see: str, style: str = "") -> Text:
     return _with_note(*clip_text(text), see, style)
 
 
-def list_table(rows: list[dict[str, Any]]) -> Table:
-    """`lf list`: rows as made by ``listing.row_of``."""
-    table = Table(box=box.SIMPLE_HEAD, caption="times in UTC", caption_justify="right")
-    for column in ("ID", "FLOW", "STATUS", "STEP", "STARTED", "LAST CHANGE"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=5 if column == "STEP" else None)
-    for row in rows:
-        table.add_row(Text(row["id"]), Text(row["flow"]), _status(row["status"]), Text(row["step"] or "-"),
-                      _table_time(row["started"]), _table_time(row["updated"]))
+def new_table(**options: Any) -> Table:
+    """A table for people: box drawing on a terminal; plain columns (no box, no caption, no colour)
+    when piped or with NO_COLOR (cli/output.py), so a line of it is a row ``awk`` can read."""
+    from localflow.cli.output import plain
+
+    if plain():
+        options.pop("caption", None)
+        options.pop("caption_justify", None)
+        return Table(box=None, pad_edge=False, show_edge=False, **options)
+    return Table(box=options.pop("box", box.SIMPLE_HEAD), **options)
+
+
+_LIST_COLUMNS = ("ID", "FLOW", "STATUS", "STEP", "STARTED", "ENDED")
+_DROP_ORDER = ("ENDED", "STEP", "STARTED", "FLOW")  # what goes first when the width is short; ids never shrink
+
+
+def list_table(rows: list[dict[str, Any]], policy: TimePolicy, width: int = 200) -> Table:
+    """`lf list`: rows as made by ``listing.row_of``. Ids are never cut: when ``width`` is short,
+    whole columns go first (ENDED, then STEP, STARTED, FLOW), then the others are shortened."""
+    cells = [{
+        "ID": row["id"], "FLOW": row["flow"], "STATUS": row["status"],
+        "STEP": ", ".join(row.get("current_steps") or ()) or "-",
+        "STARTED": policy.at(_ms(row["started"])),
+        "ENDED": policy.at(_ms(row.get("ended"))) if row.get("ended") else "-",
+    } for row in rows]
+    wanted = {c: max([len(c)] + [len(cell[c]) for cell in cells]) for c in _LIST_COLUMNS}
+    columns = list(_LIST_COLUMNS)
+    for column in _DROP_ORDER:
+        if sum(wanted[c] + 2 for c in columns) <= width:
+            break
+        columns.remove(column)
+    table = new_table(caption=policy.zone_note(), caption_justify="right")
+    for column in columns:
+        fixed = column in ("ID", "STATUS")
+        table.add_column(column, no_wrap=True, overflow="ellipsis",
+                         min_width=wanted[column] if fixed else min(wanted[column], 6))
+    for cell in cells:
+        table.add_row(*(_status(cell[c]) if c == "STATUS" else Text(cell[c]) for c in columns))
     return table
 
 
-def _table_time(iso: str) -> str:
-    """``2026-11-29T21:46:03.123Z`` as ``11-29 21:46:03`` (UTC, as in the history)."""
-    return iso.replace("T", " ")[5:19]
+def _ms(iso: str | None) -> int | None:
+    return None if iso is None else from_iso(iso)
 
 
-def inspect_view(state: WorkflowState) -> Group:
+def inspect_view(state: WorkflowState, policy: TimePolicy) -> Group:
     see = _see(state.workflow_id)
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -172,8 +196,12 @@ def inspect_view(state: WorkflowState) -> Group:
         head.add_row("forked from", Text(f"{state.origin['workflow_id']} at seq {state.origin['seq']}"))
     if state.resumes:
         head.add_row("resumed", Text(f"{state.resumes} time{'s' if state.resumes != 1 else ''} after failing"))
-    if state.current_label:
-        head.add_row("current step", Text(state.current_label))
+    if state.current_steps:
+        head.add_row("current step", Text(", ".join(state.current_steps)))
+    for wait in signal_waits(state):
+        ends = f", times out {policy.at(wait.timeout_at)}" if wait.timeout_at else ""
+        head.add_row("waiting for", Text(f"signal '{wait.signal}' ({wait.label}{ends}): answer with "
+                                         f"`lf signal {state.workflow_id} {wait.signal} --data '...'`"))
     head.add_row("input", value_text(dict(state.input), see))
     if state.status == "completed":
         head.add_row("result", value_text(state.result, see))
@@ -195,30 +223,44 @@ def inspect_view(state: WorkflowState) -> Group:
     compensated = (state.error or {}).get("compensated")
     if compensated:
         head.add_row("compensated", Text(names_text(compensated)))
-    head.add_row("started", _local(state.started_at))
-    head.add_row("ended" if state.ended_at else "last change", _local(state.ended_at or state.updated_at))
+    head.add_row("started", policy.at(state.started_at))
+    head.add_row("ended" if state.ended_at else "last change", policy.at(state.ended_at or state.updated_at))
+    head.add_row("times", policy.zone_note())
     parts: list[Any] = [head]
-    parts.append(_steps_table(state, see))
+    if state.steps:
+        parts.append(_steps_table(state, see, policy))
     pending = [t for t in state.pending_timers() if state.timer_wanted(t)]
     if pending:
-        timers = Table(title="pending timers", title_justify="left")
-        for column in ("TIMER", "FOR", "PURPOSE", "FIRES AT"):
+        timers = new_table(title="pending timers", title_justify="left")
+        for column in ("TIMER", "FOR", "PURPOSE", "FIRES"):
             timers.add_column(column)
         for t in pending:
-            timers.add_row(str(t.timer), Text(t.step), Text(t.purpose), _local(t.fire_at))
+            timers.add_row(str(t.timer), Text(t.step), Text(_purpose(t.purpose)), policy.at(t.fire_at))
         parts.append(timers)
     return Group(*parts)
 
 
-def _steps_table(state: WorkflowState, see: str) -> Table:
-    table = Table(title="steps (times in UTC)", title_justify="left")
+def _purpose(purpose: str) -> str:
+    """A timer's recorded purpose in words: ``retry-2`` "retry attempt 2", ``signal-timeout`` "signal timeout"."""
+    kind, _, number = purpose.partition("-")
+    return f"retry attempt {number}" if kind == "retry" and number.isdigit() else purpose.replace("-", " ")
+
+
+def _steps_table(state: WorkflowState, see: str, policy: TimePolicy) -> Table:
+    table = new_table(title="steps", title_justify="left")
     for column in ("STEP", "ATTEMPT", "STATUS", "STARTED", "DURATION", "DETAIL"):
         table.add_column(column, overflow="fold", no_wrap=column in ("ATTEMPT", "STARTED", "DURATION"),
                          ratio=3 if column == "DETAIL" else None)
     for step in state.steps.values():
         if step.kind in ("wait", "child"):
-            detail = short_json(step.result, 60) if step.outcome == "completed" else str(
-                (step.error or {}).get("message", step.child_id or "waiting"))
+            if step.outcome == "completed":
+                detail = short_json(step.result, 60)
+            elif step.error:
+                detail = str(step.error.get("message"))
+            elif step.kind == "child":
+                detail = f"child workflow {step.child_id}" if step.child_id else "starting a child workflow"
+            else:
+                detail = "waiting for a signal"
             table.add_row(Text(step.step), "-", _status(step.status), "-", "-", plain_text(detail, see))
             continue
         for a in step.attempts:
@@ -229,22 +271,25 @@ def _steps_table(state: WorkflowState, see: str) -> Table:
                 detail = f"{a.error.get('kind')}: {a.error.get('message')}"
             else:
                 detail = f"pid {a.pid}" if a.pid else ""
+            if getattr(a, "worker", None):
+                detail += f"{'; ' if detail else ''}on {a.worker}"
             if a.heartbeat_at is not None:
-                detail += f"{'; ' if detail else ''}heartbeat {_clock(a.heartbeat_at)}: {short_json(a.heartbeat_details, 60)}"
-            table.add_row(Text(step.step), str(a.number), _status(status), _clock(a.started_at or a.scheduled_at),
+                detail += (f"{'; ' if detail else ''}heartbeat {policy.at(a.heartbeat_at)}: "
+                           f"{short_json(a.heartbeat_details, 60)}")
+            table.add_row(Text(step.step), str(a.number), _status(status), policy.at(a.started_at or a.scheduled_at),
                           format_duration(a.duration_ms), plain_text(detail, see))
     return table
 
 
-def history_table(events: list[ev.Event], flow: Any = None) -> Table:
+def history_table(events: list[ev.Event], flow: Any, policy: TimePolicy) -> Table:
     """One row per event; each description is at most ``present.MAX_SHOWN_CHARS`` long (``describe``)."""
-    table = Table()
+    table = new_table(caption=policy.zone_note(), caption_justify="right")
     for column in ("SEQ", "TIME", "TYPE", "DETAIL"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("SEQ", "TYPE"))
+        table.add_column(column, overflow="fold", no_wrap=column in ("SEQ", "TYPE", "TIME"))
     for event in events:
         kind = type(event).__name__
         style = "bold" if event.decision else ""
-        table.add_row(str(event.seq), to_iso(event.ts)[11:23], Text(kind, style=style), Text(describe(event, flow)))
+        table.add_row(str(event.seq), policy.precise(event.ts), Text(kind, style=style), Text(describe(event, flow)))
     return table
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from localflow import repair
-from localflow.cli.common import engine_for, note_supervisor, print_json
+from localflow.cli.common import engine_for, note_supervisor, print_json, resolve
 from localflow.core import events as ev
 from localflow.errors import InputError
 from localflow.store.paths import validate_workflow_id
@@ -19,7 +19,7 @@ from localflow.store.paths import validate_workflow_id
 def cmd_resume(args: argparse.Namespace) -> int:
     _one_output(args)
     engine = engine_for(args)
-    workflow_id = validate_workflow_id(args.id)
+    workflow_id = resolve(engine, args.id)
     tx = repair.resume(engine, workflow_id, args.flow, args.reason)
     resumed = next(e for e in tx.appended if isinstance(e, ev.WorkflowResumed))
     scheduled = [e.step for e in tx.appended if isinstance(e, ev.ActivityScheduled)]
@@ -40,7 +40,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_fork(args: argparse.Namespace) -> int:
     _one_output(args)
     engine = engine_for(args)
-    plan = repair.fork(engine, validate_workflow_id(args.id), at=args.at, step=args.step,
+    plan = repair.fork(engine, resolve(engine, args.id), at=args.at, step=args.step,
                        last_failure=args.last_failure, new_id=args.new_id, flow_name=args.flow,
                        dry_run=args.dry_run)
     if args.json:

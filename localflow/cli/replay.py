@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from localflow import dsl
-from localflow.cli.common import engine_for, print_json
+from localflow.cli.common import engine_for, print_json, resolve
 from localflow.core.replay import replay
 from localflow.errors import InputError, LocalFlowError, NondeterminismError
 
@@ -26,7 +26,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if getattr(args, "file", None) is not None:
         return _report(_from_bundle(args, flow, source), flow, args.json, f"from {args.file}")
     engine = engine_for(args)
-    ids = list(args.ids)
+    ids = list(dict.fromkeys(resolve(engine, ref) for ref in args.ids))
     if args.all:
         ids += [i for i in engine.workflow_ids() if i not in ids]
     if not ids:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from localflow.cli.common import console, engine_for, note_supervisor, parse_input, print_json
+from localflow.cli.common import console, engine_for, holder_json, note_supervisor, parse_input, print_json
 from localflow.core.inputs import resolve_input
 from localflow.core.jsonvalue import check_value
 from localflow.core.timefmt import from_iso, to_iso
@@ -49,7 +49,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     next_slot = schedule.next_slot(now)
     due = slots_to_start(spec, schedule.catch_up, None, start_at, now)
     if args.json:
-        print_json({**_row(schedule, engine, now), "supervisor": note_supervisor(engine, _IDLE)})
+        print_json({**_row(schedule, engine, now), "supervisor": holder_json(note_supervisor(engine, _IDLE))})
         return 0
     print(f"schedule {name}: {flow.name} at '{spec.text}' (UTC), catch-up {schedule.catch_up}")
     if due.run:
@@ -104,11 +104,11 @@ def _print_table(rows: list[dict]) -> None:
     if not rows:
         print("no schedules: add one with `lf schedule add NAME FLOW --cron '*/5 * * * *'`")
         return
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=box.SIMPLE_HEAD, caption="times in UTC", caption_justify="right")
+    from localflow.cli.render import new_table
+
+    table = new_table(caption="times in UTC", caption_justify="right")
     for column in ("NAME", "FLOW", "SCHEDULE", "CATCH-UP", "STATE", "NEXT SLOT", "LAST RUN"):
         table.add_column(column, no_wrap=True, overflow="ellipsis")
     for row in rows:

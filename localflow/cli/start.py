@@ -16,17 +16,16 @@ with a supervisor running (which would run the workflow on real time) it refuses
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 
 from localflow.cli import render
-from localflow.cli.common import console, engine_for, note_supervisor, parse_input, print_json
+from localflow.cli.common import console, engine_for, holder_json, note_supervisor, parse_input, print_json
+from localflow.cli.progress import ProgressPrinter as _ProgressPrinter
 from localflow.clock import VirtualClock
 from localflow.core.state import WorkflowState
-from localflow.core.timefmt import format_duration, format_span, to_iso
+from localflow.core.timefmt import format_duration, format_span
 from localflow.engine import Engine
-from localflow.errors import LocalFlowError, NondeterminismError, SupervisorRunning
-from localflow.present import describe
+from localflow.errors import ExitCode, LocalFlowError, NondeterminismError, SupervisorRunning
 from localflow.supervisor.executor import Executor
 from localflow.supervisor.loop import drive
 from localflow.supervisor.service import ExecutorSlot, supervisor_running
@@ -34,16 +33,33 @@ from localflow.supervisor.service import ExecutorSlot, supervisor_running
 _POLL_S = 0.2
 
 
+def _start(engine: Engine, args: argparse.Namespace) -> str:
+    """Create the workflow: the flow found and parsed once, ``-i`` typed by its inputs' defaults."""
+    flow, source = engine.load_flow(args.flow)
+    return engine.start_flow(flow, source, parse_input(args.input, args.pairs, flow), args.id)
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     engine = engine_for(args)
-    workflow_id = engine.start(args.flow, parse_input(args.input, args.pairs), args.id)
+    workflow_id = _start(engine, args)
     if not args.json:
         print(workflow_id, flush=True)
     holder = note_supervisor(engine, "nothing runs it yet: start one with `lf supervise` "
                                      "(or use `lf run` next time)")
     if args.json:
-        print_json({"id": workflow_id, "supervisor": holder})
+        print_json({"id": workflow_id, "flow": engine.state_of(workflow_id).flow.name,
+                    "supervisor": holder_json(holder)})
     return 0
+
+
+class _Silent:
+    """A progress printer that prints nothing (`lf run -o json` prints only the end)."""
+
+    seen = 0
+    flow = None
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
 
 
 class SkipTimeRefused(LocalFlowError):
@@ -63,7 +79,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if holder is not None and holder.startswith("supervisor"):
             raise SkipTimeRefused(holder)  # before anything is created: the supervisor would take it up
         engine.clock = VirtualClock(start_ms=engine.clock(), real_time=True)
-    workflow_id = engine.start(args.flow, parse_input(args.input, args.pairs), args.id)
+    workflow_id = _start(engine, args)
+    if args.json:  # -o json: no progress, only the final state (as `lf inspect -o json`)
+        printer = _Silent()
+        state = _drive_or_follow(engine, workflow_id, printer, skip_time, getattr(args, "workers", 0),
+                                 max(getattr(args, "max_activities", 0), 0))
+        print_json(render.details(state))
+        return _exit_code(state)
     printer = _ProgressPrinter(workflow_id)
     printer.flow = engine.load(workflow_id).state.flow
     if skip_time:
@@ -76,9 +98,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         printer.note(f"virtual time skipped: {format_span(skipped)} ({skipped} ms) "
                      f"in {time.monotonic() - started:.2f}s of real time")
     console().print(render.result_panel(state))
+    return _exit_code(state)
+
+
+def _exit_code(state: WorkflowState) -> int:
+    """0 completed, 4 nondeterministic, 1 failed, cancelled or terminated (errors.ExitCode)."""
     if state.divergence is not None:
-        return NondeterminismError.exit_code
-    return 0 if state.status == "completed" else 1
+        return ExitCode.NONDETERMINISM
+    return ExitCode.OK if state.status == "completed" else ExitCode.WORKFLOW_FAILED
 
 
 def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinter",
@@ -105,30 +132,6 @@ def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinte
         if loaded.state.terminal or loaded.state.divergence is not None:
             return loaded.state
         time.sleep(_POLL_S)
-
-
-class _ProgressPrinter:
-    def __init__(self, workflow_id: str) -> None:
-        self.workflow_id = workflow_id
-        self.seen = 0
-        self.flow = None  # the pinned flow, so control-flow events can name their statement
-        self._guard = threading.Lock()
-        print(f"workflow {workflow_id}")
-
-    def note(self, text: str) -> None:
-        print(f"  {text}", flush=True)
-
-    def child(self, workflow_id: str, events: list) -> None:
-        for event in events:
-            print(f"  {to_iso(event.ts)[11:19]}  [{workflow_id}] {describe(event)}", flush=True)
-
-    def events(self, events: list) -> None:
-        with self._guard:
-            for event in events:
-                if event.seq <= self.seen:
-                    continue
-                self.seen = event.seq
-                print(f"  {to_iso(event.ts)[11:19]}  {describe(event, self.flow)}", flush=True)
 
 
 def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter, workers: int = 0,

@@ -81,6 +81,7 @@ class ActivityStarted(Event):
     pid: int
     pgid: int
     proc_start: Union[str, None] = None  # /proc start time, so a recycled pid is never killed
+    worker: Union[str, None] = None  # the Dask worker's address when it ran on a cluster (pid is there)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -483,7 +484,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 _TIME_FIELDS = ("ts", "fire_at", "until")
 _OMITTED_WHEN_NONE = frozenset({"call", "heartbeat_ms", "heartbeat_details",
-                                 "env", "cwd", "secrets", "until", "chosen", "detached"})  # added later: histories without it read and write as before
+                                 "env", "cwd", "secrets", "until", "chosen", "detached",
+                                 "worker"})  # added later: histories without it read and write as before
 
 
 def omitted(name: str, value: Any) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import json
+from typing import Any, Mapping, Union
 
 from localflow import ir
 from localflow.core import expr
@@ -23,17 +24,51 @@ def resolve_input(flow: ir.Flow, given: Mapping[str, Any]) -> dict[str, Any]:
     for item in flow.inputs:
         if item.name in given:
             values[item.name] = given[item.name]
+            default_kind = kind_of(default_of(item))
+            if default_kind is not None and kind_of(given[item.name]) != default_kind:
+                raise InputError(f"input '{item.name}' of flow {flow.name} is {_A[default_kind]} (its default is "
+                                 f"{_shown(default_of(item))}), got {_A[kind_of(given[item.name])]}: "
+                                 f"{_shown(given[item.name])}")
         elif item.default is not None:
-            try:
-                values[item.name] = expr.evaluate(item.default, {})
-            except ExpressionError as exc:
-                raise InputError(f"default of input '{item.name}' cannot be evaluated: {exc}") from None
+            values[item.name] = default_of(item)
         else:
             missing.append(item.name)
     if missing:
         flags = " ".join(f"-i {name}=..." for name in missing)
         raise InputError(f"flow {flow.name} needs input {', '.join(repr(m) for m in missing)}: pass {flags}")
     return values
+
+
+_A = {None: "null", "text": "text", "number": "a number", "boolean": "true or false", "list": "a list", "object": "an object",
+      "null": "null"}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def kind_of(value: Any) -> Union[str, None]:
+    """The kind an input's default gives it (None: any value; a default of null says nothing)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return "list" if isinstance(value, list) else "object"
+
+
+def default_of(item: ir.Input) -> Any:
+    """The value of an input's default (None without one); InputError if it cannot be evaluated."""
+    if item.default is None:
+        return None
+    try:
+        return expr.evaluate(item.default, {})
+    except ExpressionError as exc:
+        raise InputError(f"default of input '{item.name}' cannot be evaluated: {exc}") from None
 
 
 def missing_required(flow: ir.Flow) -> list[str]:

@@ -60,6 +60,7 @@ class Attempt:
     heartbeat_at: Union[int, None] = None  # when they were recorded
     queued_at: Union[int, None] = None  # waited for room under a concurrency bound, from then
     waiting_for: Union[str, None] = None
+    worker: Union[str, None] = None  # the Dask worker it ran on (ActivityStarted.worker); None: this machine
 
     @property
     def pending(self) -> bool:
@@ -220,21 +221,26 @@ class WorkflowState:
 
     @property
     def current_label(self) -> str:
-        """What the workflow is doing now, for listings (``reserve``, ``sleep-1``, ``charge, ship``)."""
+        """What the workflow is doing now, for listings (``reserve``, ``sleep at line 7``, ``charge, ship``)."""
+        return ", ".join(self.current_steps)
+
+    @property
+    def current_steps(self) -> list[str]:
+        """What the workflow is doing now, one entry per statement at work, in the flow's words."""
         if self.terminal:
-            return ""
+            return []
         if self.compensating:
-            return "compensating"
+            return ["compensating"]
         labels = []
         for frame in self.frames.values():
             stmt = frame.current
             if stmt is not None and not frame.entered:
-                labels.append(label_of(stmt) + frame.suffix)
+                labels.append(ir.shown_name(stmt) + frame.suffix)
             elif isinstance(stmt, ir.Lock):
                 request = self.locks.get((frame.id, frame.pc))
                 if request is not None and not request.granted:
                     labels.append(f"waiting for lock '{request.lock}'")
-        return ", ".join(labels)
+        return labels
 
     def pending_attempts(self) -> list[tuple[str, Attempt]]:
         return [(s.step, s.last) for s in self.steps.values() if s.attempts and s.last.pending]
@@ -389,7 +395,8 @@ def _on_activity_scheduled(event: ev.ActivityScheduled, state: WorkflowState) ->
 @_apply.register
 def _on_activity_started(event: ev.ActivityStarted, state: WorkflowState) -> WorkflowState:
     return _with_attempt(state, event.step, event.attempt,
-                         started_at=event.ts, pid=event.pid, pgid=event.pgid, proc_start=event.proc_start)
+                         started_at=event.ts, pid=event.pid, pgid=event.pgid, proc_start=event.proc_start,
+                         worker=event.worker)
 
 
 @_apply.register
@@ -773,3 +780,41 @@ def _on_workflow_terminated(event: ev.WorkflowTerminated, state: WorkflowState) 
 @_apply.register
 def _on_workflow_cancelled(event: ev.WorkflowCancelled, state: WorkflowState) -> WorkflowState:
     return replace(state, status=CANCELLED, error=event.reason, ended_at=event.ts, frames={})
+
+
+@dataclass(frozen=True)
+class SignalWait:
+    """A signal the workflow would take now: ``kind`` wait (a ``wait signal`` step), loop (a signal
+    loop; ``close`` its closing signal) or handler (an ``on signal`` handler of a running block).
+    ``step`` keys it as the history does; ``label`` names it in the flow's words."""
+
+    step: str
+    signal: str
+    kind: str = "wait"
+    timeout_at: Union[int, None] = None
+    label: str = ""
+
+
+def signal_waits(state: WorkflowState) -> list[SignalWait]:
+    """The signals ``state`` waits for, in frame order (none once it ends, compensates, is held or diverged)."""
+    if state.terminal or state.compensation is not None or state.held or state.divergence is not None:
+        return []
+    found: list[SignalWait] = []
+    for frame in state.frames.values():
+        stmt = frame.current
+        if isinstance(stmt, ir.WaitSignal) and not frame.entered:
+            key = stmt.name + frame.suffix
+            if key in state.steps:
+                continue
+            timer = state.timer_for(key, "signal-timeout")
+            found.append(SignalWait(key, stmt.signal, "wait", timer.fire_at if timer else None, key))
+        elif isinstance(stmt, ir.SignalLoop) and not frame.closed:
+            label = ir.shown_name(stmt) + frame.suffix
+            found.append(SignalWait(stmt.id + frame.suffix, stmt.signal, "loop", label=label))
+            if stmt.close_signal:
+                found.append(SignalWait(stmt.id + frame.suffix, stmt.close_signal, "close", label=label))
+        elif isinstance(stmt, ir.Scope) and frame.entered and not frame.closed:
+            for handler in stmt.handlers:
+                found.append(SignalWait(stmt.id + frame.suffix, handler.signal, "handler",
+                                        label=f"on signal {handler.signal} (line {handler.line})"))
+    return list(dict.fromkeys(found))

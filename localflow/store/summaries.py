@@ -27,7 +27,7 @@ from localflow.store import safe
 NAME = "summary.json"
 HISTORY = "history.jsonl"
 _MAX_SUMMARY = 64 * 1024
-_VERSION = 2
+_VERSION = 4  # 4: rows have current_steps (a list) and parent
 
 
 def _stamp(dir_fd: int) -> tuple[int, int, int]:

@@ -95,7 +95,9 @@ class Executor:
         # a harness that runs one thread at a time (tests/golden/make_histories.py) turns it off.
         self.carry_out_from_attempts = True
         self._carrying = threading.RLock()
-        self._carried: dict[str, int] = {}  # the last_seq of the state last carried out, by workflow
+        # (started_at, last_seq) of the state last carried out, by workflow: a workflow deleted and started
+        # again under its id (`lf delete`, then `lf start --id`) begins anew, at a lower seq
+        self._carried: dict[str, tuple[int, int]] = {}
         self.wakeups = wakeups if wakeups is not None else Wakeups(engine.paths)
         # How to wait for work: the clock's own wait when it has one (a virtual clock skips ahead).
         self._waiter = waiter or getattr(engine.clock, "wait", None) or (lambda cond, seconds, _: cond.wait(seconds))
@@ -240,14 +242,16 @@ class Executor:
             if attempt.pid is None and wanted and attempt.scheduled_at >= self._since:
                 continue  # scheduled while this executor held the slot: never spawned by another
             # every process of the attempt, by its tag and (if the history names it) its session
-            killed = self.runner.kill_orphans(attempt_tag(self.paths.home, state.workflow_id, step, attempt.number),
-                                              attempt.pid, attempt.proc_start)
+            killed = self._kill_orphans(state.workflow_id, step, attempt)
             processes = f"{killed} process{'es' if killed != 1 else ''}"
             if attempt.pid is None and killed:  # spawned, but a crash came before its pid was recorded
                 self.log(f"{name} was started but its pid never recorded; killed {processes} of it")
             if attempt.pid is not None:
-                what = (f"killed {processes} of it" if killed
-                        else f"its process {attempt.pid} was gone, nothing of it left")
+                where = f" on Dask worker {attempt.worker}" if attempt.worker else ""
+                what = (f"killed {processes} of it{where}" if killed
+                        else f"its process {attempt.pid}{where} was gone, nothing of it left" if killed is not None
+                        else f"it ran on Dask worker {attempt.worker}, which cannot be reached now (its task "
+                             f"stops itself once its supervisor's connection to the scheduler closes)")
                 self.log(f"{name} was orphaned; {what}")
                 kind, message = ("interrupted", f"its executor stopped while it ran ({what})") if wanted else (
                     "cancelled", f"cancelled ({what})")
@@ -271,6 +275,17 @@ class Executor:
                 found.append(outcome)
         return found
 
+    def _kill_orphans(self, workflow_id: str, step: str, attempt: Attempt) -> Union[int, None]:
+        """Kill what is left of an attempt a crashed executor started: how many processes (None: it ran
+        on a Dask worker that cannot be reached from here; its pid is that machine's, never signalled here)."""
+        if attempt.worker is None:
+            return self.runner.kill_orphans(attempt_tag(self.paths.home, workflow_id, step, attempt.number),
+                                            attempt.pid, attempt.proc_start)
+        remote = getattr(self.runner, "kill_remote_orphans", None)  # runner/dask_runner.py
+        if remote is None:
+            return None
+        return remote(attempt.worker, workflow_id, step, attempt.number, attempt.pid, attempt.proc_start)
+
     def _child_outcome(self, child: StepState) -> Union[ev.Event, None]:
         try:
             child_state = self.engine.state_of(child.child_id)
@@ -293,11 +308,11 @@ class Executor:
         already carried out (the loop and attempt threads each carry out the state they recorded, and
         an older one would still show a finished attempt as pending: it would run again)."""
         with self._carrying:
-            done = self._carried.get(workflow_id, 0)
-            if state.last_seq < done:
+            started, done = self._carried.get(workflow_id, (state.started_at, 0))
+            if started == state.started_at and state.last_seq < done:
                 return
             self._carried.pop(workflow_id, None)
-            self._carried[workflow_id] = state.last_seq
+            self._carried[workflow_id] = (state.started_at, state.last_seq)
             if len(self._carried) > 4096:
                 self._carried.pop(next(iter(self._carried)))
             self._carry_out_now(workflow_id, state)
@@ -553,7 +568,14 @@ class Executor:
                     running.cancel()
                 elif cancelled is not None:  # no longer wanted while it was being spawned
                     running.cancel(*cancelled)
-                if spec.call is None or waited:
+                on_started = getattr(running, "when_started", None)
+                if on_started is not None:
+                    # (on a cluster: recorded when a worker starts it, with the worker's address, so a crash
+                    # leaves the attempt's place in the history: runner/dask_runner.py, docs/cluster.md)
+                    on_started(lambda where: self._record(workflow_id, step, number, [ev.ActivityStarted(
+                        step=step, attempt=number, pid=where["pid"], pgid=where["pgid"],
+                        proc_start=where["proc_start"], worker=where["worker"])]))
+                elif spec.call is None or waited:
                     # (a call's worker is ours and dies with this process, and what the call spawns carries
                     # the attempt's tag: nothing to find by pid after a crash, so no append, no fsync;
                     # unless it waited for room: then its start shows when the wait ended)

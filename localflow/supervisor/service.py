@@ -26,7 +26,7 @@ from typing import Callable, Union
 from filelock import FileLock, Timeout
 
 from localflow.engine import Engine
-from localflow.errors import LocalFlowError, StorageError, SupervisorRunning, UnsafePath
+from localflow.errors import LocalFlowError, StorageError, SupervisorRunning, UnsafePath, WorkflowNotFound
 from localflow.present import describe
 from localflow.store import safe, summaries
 from localflow.store.atomic import remove, storage_error, sweep_tmp, write_atomic
@@ -35,6 +35,7 @@ from localflow.supervisor.defaults import DEFAULT_RESCAN_S
 from localflow.supervisor.dropfolder import DropFolder
 from localflow.listing import note_settled
 from localflow.schedules import Scheduler
+from localflow.runner.subprocess_runner import Runner
 from localflow.supervisor.executor import Executor
 from localflow.supervisor.loop import drive
 from localflow.supervisor.watch import Hints, WatchdogWarnings, observer_alive, start_observer, stop_observer
@@ -120,13 +121,15 @@ def supervisor_running(engine: Engine) -> Union[str, None]:
 
 class Supervisor:
     def __init__(self, engine: Engine, log: Callable[[str], None], rescan_s: float = DEFAULT_RESCAN_S,
-                 grace_s: float = 5.0, workers: int = 0, max_activities: int = 0) -> None:
+                 grace_s: float = 5.0, workers: int = 0, max_activities: int = 0,
+                 runner: Union[Runner, None] = None) -> None:
         self.engine = engine
         self.paths = engine.paths
         self.log = log
         self.rescan_s = rescan_s
+        # runner: where attempts run (default: this machine; runner/dask_runner.py for a cluster)
         self.executor = Executor(engine, on_events=self._log_events, log=log, grace_s=grace_s, workers=workers,
-                                 max_activities=max_activities)
+                                 max_activities=max_activities, runner=runner)
         self.drops = DropFolder(engine, log, on_started=self.executor.mark_dirty)
         self.schedules = Scheduler(engine, log, on_started=self.executor.mark_dirty)  # var/schedules/
         self._dropped: set[Path] = set()
@@ -292,6 +295,13 @@ class Supervisor:
             return
         try:
             state = self.executor.reconcile(workflow_id)
+        except WorkflowNotFound:  # deleted (`lf delete`, `lf prune`): nothing left to do for it, said once
+            self._finished.discard(workflow_id)
+            self.executor.wakeups.forget_workflow(workflow_id)
+            if self._broken.get(workflow_id) != "gone":
+                self._broken[workflow_id] = "gone"
+                self.log(f"{workflow_id}: its history is gone (deleted); nothing more to do for it")
+            return
         except Exception as exc:  # one broken workflow must never stop the others
             text = str(exc) if isinstance(exc, LocalFlowError) else f"internal error: {exc!r} (please report it)"
             if self._broken.get(workflow_id) != text:
@@ -304,6 +314,8 @@ class Supervisor:
             return
         self._broken.pop(workflow_id, None)
         self._storage_retry_ms.pop(workflow_id, None)
+        if not state.terminal:
+            self._finished.discard(workflow_id)  # (an id deleted, then started again: rescans look at it)
         if state.held and not state.terminal and workflow_id not in self._held:
             self._held.add(workflow_id)
             self.log(f"{workflow_id}: imported and held: nothing of it runs here until `lf resume {workflow_id}`")

@@ -145,5 +145,9 @@ def start_observer(paths: Paths, hints: Hints) -> Observer:
     if hints.on_schedule is not None and paths.schedules_dir.is_dir() and not paths.schedules_dir.is_symlink():
         observer.schedule(hints, str(paths.schedules_dir), recursive=False, event_filter=_WANTED)
     observer.daemon = True
-    observer.start()
+    try:
+        observer.start()
+    except BaseException:  # some watches may have started (each an inotify instance): release them all
+        stop_observer(observer)
+        raise
     return observer

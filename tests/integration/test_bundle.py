@@ -50,7 +50,7 @@ def parent_bundle(home, tmp_path) -> Path:
     """A completed ParentFlow (p1) and its child (p1.greet), exported to a file."""
     assert lf(home, "run", "ParentFlow", "--id", "p1").returncode == 0
     target = tmp_path / "bundle.jsonl"
-    done = lf(home, "export", "p1", "-o", str(target))
+    done = lf(home, "export", "p1", "--to", str(target))
     assert done.returncode == 0, done.stderr
     return target
 
@@ -90,7 +90,7 @@ def test_an_id_already_taken_is_refused_and_nothing_changes(home, tmp_path, pare
 
     done = lf(to, "import", str(parent_bundle))
 
-    assert done.returncode == 1
+    assert done.returncode == 6  # refused: the id exists
     assert done.stderr.startswith("error: cannot import bundle.jsonl: workflow p1.greet already exists")
     assert "Traceback" not in done.stderr
     assert _workflows(to) == ["p1.greet"] and _history(to, "p1.greet") == before  # not even the parent
@@ -208,7 +208,7 @@ def test_an_imported_workflow_is_inert_under_a_real_supervisor_until_released(tm
         (started,) = [r for r in history_records(origin, "h1") if r["type"] == "ActivityStarted"]
         pid = started["pid"]
         bundle = tmp_path / "h1.jsonl"
-        assert lf(origin, "export", "h1", "-o", str(bundle)).returncode == 0
+        assert lf(origin, "export", "h1", "--to", str(bundle)).returncode == 0
         assert lf(here, "import", str(bundle)).returncode == 0
         imported = _history(here, "h1")
 

@@ -173,7 +173,7 @@ def test_graph_mermaid_is_a_flowchart_with_the_steps_chained(home):
 def test_graph_of_an_unknown_flow_is_one_clear_line(home):
     done = lf(home, "graph", "Nope")
 
-    assert done.returncode == 1
+    assert done.returncode == 5  # not found
     assert_no_traceback(done)
     assert done.stderr == "error: unknown flow 'Nope': no flows/Nope.flow. Known flows: PurchaseFlow.\n"
 

@@ -103,7 +103,7 @@ def test_parallel_loop_respects_its_bound(running):
 def test_approval_waits_for_its_signal(running):
     home, ids, _ = running
     workflow_id = ids["Approval"]
-    wait_for(lambda: lf_json(home, "inspect", workflow_id)["step"] == "approval", what="waiting for approval")
+    wait_for(lambda: lf_json(home, "inspect", workflow_id)["current_steps"] == ["approval"], what="waiting for approval")
     done = lf(home, "signal", workflow_id, "approve", "--data", '{"approved": true, "by": "ann"}')
     assert done.returncode == 0, done.stderr
     assert finished(home, workflow_id)["result"] == {"approved": True, "by": "ann"}
@@ -148,7 +148,7 @@ def test_workflow_timeout_stops_running_work(running):
 def test_purchase_saga_completes_when_approved(running):
     home, _, _ = running
     workflow_id = lf(home, "start", "PurchaseSaga", "-i", "order_id=S-1").stdout.strip()
-    wait_for(lambda: lf_json(home, "inspect", workflow_id)["step"] == "approval", what="saga waiting")
+    wait_for(lambda: lf_json(home, "inspect", workflow_id)["current_steps"] == ["approval"], what="saga waiting")
     assert lf(home, "signal", workflow_id, "approve", "--data", '{"approved": true, "by": "ann"}').returncode == 0
     details = finished(home, workflow_id)
     assert details["result"] == {"order": "S-1", "receipt": "RC-S-1", "tracking": "TRK-S-1", "approved_by": "ann"}
@@ -157,7 +157,7 @@ def test_purchase_saga_completes_when_approved(running):
 def test_purchase_saga_cancelled_refunds_then_releases(running):
     home, _, _ = running
     workflow_id = lf(home, "start", "PurchaseSaga", "-i", "order_id=S-2").stdout.strip()
-    wait_for(lambda: lf_json(home, "inspect", workflow_id)["step"] == "approval", what="saga waiting")
+    wait_for(lambda: lf_json(home, "inspect", workflow_id)["current_steps"] == ["approval"], what="saga waiting")
     assert lf(home, "cancel", workflow_id).returncode == 0
     details = finished(home, workflow_id)
     assert details["status"] == "cancelled" and details["compensated"] == ["charge", "reserve"]
@@ -182,7 +182,7 @@ def test_cancelling_a_parent_cancels_its_child(running):
     workflow_id = lf(home, "start", "Holder", "--id", "holder-1").stdout.strip()
     child_id = f"{workflow_id}.sub"
     wait_for(lambda: (home / "var/workflows" / child_id).exists() and
-             lf_json(home, "inspect", child_id)["step"] == "w", what="child waiting")
+             lf_json(home, "inspect", child_id)["current_steps"] == ["w"], what="child waiting")
     assert lf(home, "cancel", workflow_id).returncode == 0
     assert finished(home, workflow_id)["status"] == "cancelled"
     assert finished(home, child_id)["status"] == "cancelled"

@@ -296,7 +296,7 @@ def test_given_ids_only_those_workflows_and_their_markers_are_checked(ran):
     assert code == 1 and report["checked"]["workflows"] == 1
     assert [k for _, _, k in kinds(report)] == ["stray-marker", "torn-tail"]
     done = lf(ran, "fsck", "nobody")
-    assert done.returncode == 1 and "no workflow 'nobody'" in done.stderr
+    assert done.returncode == 5 and "no workflow 'nobody'" in done.stderr
 
 
 def test_a_history_that_cannot_be_read_is_exit_3(ran, monkeypatch, capsys):

@@ -51,14 +51,14 @@ def test_resume_refusals_say_why_and_write_nothing(home):
     (home / "edit" / "Pay.flow").write_text(PAY.replace('"sh", "-c", "echo reserved', '"bash", "-c", "echo reserved'))
     diverging = lf(home, "resume", "p1", "--flow", "edit/Pay.flow")
 
-    assert missing.returncode == 1 and "no workflow 'nope'" in missing.stderr
+    assert missing.returncode == 5 and "no workflow 'nope'" in missing.stderr
     assert diverging.returncode == 4 and "argv" in diverging.stderr
     assert (home / "var" / "workflows" / "p1" / "history.jsonl").read_bytes() == before
     assert lf(home, "resume", "p1", "--run", "--json").returncode == 2  # one output or the other
 
     assert lf(home, "resume", "p1", "--run", timeout=60).returncode == 0
     again = lf(home, "resume", "p1")
-    assert again.returncode == 1 and "already completed" in again.stderr
+    assert again.returncode == 6 and "already completed" in again.stderr
 
 
 def test_fork_dry_run_then_fork_and_run_leaves_the_origin_untouched(home):
@@ -80,4 +80,4 @@ def test_fork_dry_run_then_fork_and_run_leaves_the_origin_untouched(home):
     assert (home / "calls").read_text().split("\n")[-3:] == ["charge p2:charge", "ship", ""]  # the fork's own key
     assert lf(home, "replay", "p1", "p2").returncode == 0
     taken = lf(home, "fork", "p1", "--at", "2", "--id", "p2")
-    assert taken.returncode == 1 and "p2" in taken.stderr
+    assert taken.returncode == 6 and "p2" in taken.stderr

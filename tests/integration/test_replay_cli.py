@@ -52,7 +52,7 @@ def test_inspect_at_and_history_upto_show_the_past(home):
     upto_3 = lf_json(home, "history", "p1", "--upto", "3")
     too_far = lf(home, "inspect", "p1", "--at", str(len(events) + 1))
 
-    assert at_3["status"] == "running" and at_3["step"] == "reserve"
+    assert at_3["status"] == "running" and at_3["current_steps"] == ["reserve"]
     assert [s["status"] for s in at_3["steps"]] == ["running"]
     assert upto_3 == events[:3]
     assert too_far.returncode == 2 and f"events 1 to {len(events)}" in too_far.stderr

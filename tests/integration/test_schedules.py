@@ -35,7 +35,7 @@ def add(home, *args: str):
 
 def test_add_checks_the_flow_the_input_and_the_expression(home):
     write_flow(home, "Quick", QUICK)
-    assert lf(home, "schedule", "add", "s", "Nope", "--cron", "* * * * *").returncode == 1
+    assert lf(home, "schedule", "add", "s", "Nope", "--cron", "* * * * *").returncode == 5
     bad_input = lf(home, "schedule", "add", "s", "Quick", "--cron", "* * * * *", "-i", "whom=1")
     assert bad_input.returncode == 2 and "unknown input 'whom'" in bad_input.stderr
     bad_cron = lf(home, "schedule", "add", "s", "Quick", "--cron", "61 * * * *")
@@ -49,7 +49,7 @@ def test_add_checks_the_flow_the_input_and_the_expression(home):
     done = add(home, "s", "Quick", "--cron", "0 3 * * *", "-i", "who=ann")
     assert "next slot" in done.stdout and "no supervisor is running" in done.stderr
     again = lf(home, "schedule", "add", "s", "Quick", "--cron", "0 3 * * *")
-    assert again.returncode == 1 and "already exists" in again.stderr
+    assert again.returncode == 6 and "already exists" in again.stderr
     (row,) = lf_json(home, "schedule", "list")
     assert row["name"] == "s" and row["input"] == {"who": "ann"} and row["catch_up"] == "last"
     assert row["next_run"] == "s-" + row["next_slot"][:10].replace("-", "") + "T0300Z"
@@ -152,7 +152,7 @@ def test_pause_resume_and_delete_reach_a_running_supervisor(home, supervisor):
     assert len(run_ids(home, "beat")) == count
     assert lf_json(home, "schedule", "list") == []
     missing = lf(home, "schedule", "delete", "beat")
-    assert missing.returncode == 1 and "no schedule 'beat'" in missing.stderr
+    assert missing.returncode == 5 and "no schedule 'beat'" in missing.stderr
     assert sup.process.poll() is None and "Traceback" not in sup.output()
 
 

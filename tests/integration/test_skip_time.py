@@ -108,7 +108,7 @@ def test_skip_time_is_refused_while_a_supervisor_runs(home, supervisor):
 
     done = lf(home, "run", "Month", "--skip-time", "--id", "refused")
 
-    assert done.returncode == 1
+    assert done.returncode == 6
     assert "--skip-time" in done.stderr and "supervisor" in done.stderr and "real time" in done.stderr
     assert "Traceback" not in done.stderr
     assert lf_json(home, "list") == []  # nothing was created for the supervisor to run on real time

@@ -86,7 +86,7 @@ def test_terminate_under_a_supervisor_kills_the_attempts_and_the_children(home, 
     listed = lf_json(home, "list", "--status", "terminated")
     assert {row["id"] for row in listed} == {"t1", "t1.kid"}
     again = lf(home, "terminate", "t1")
-    assert again.returncode == 1 and "already terminated" in again.stderr
+    assert again.returncode == 6 and "already terminated" in again.stderr
     resumed = lf(home, "resume", "t1")
     assert resumed.returncode != 0 and "terminated" in resumed.stderr and "fork" in resumed.stderr
 
@@ -104,7 +104,7 @@ def test_terminate_without_a_supervisor_kills_what_a_crashed_runner_left(home):
     assert _alive(pid)
     done = lf(home, "terminate", "t2", "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["executor"] == "lf terminate"
+    assert json.loads(done.stdout)["executor"]["role"] == "lf terminate"
     wait_for(lambda: not _alive(pid), timeout=10, what="the orphan to be killed")
     records = _records(home, "t2")
     assert [r["type"] for r in records[-2:]] == ["WorkflowTerminated", "ActivityFailed"]
@@ -135,7 +135,7 @@ def test_logs_of_a_finished_workflow(home):
     assert raw.returncode == 0 and raw.stdout == b"raw\x01bytes"  # the bytes as they are, no header
     assert lf(home, "logs", "l1", "one", "--stderr").stdout == "err-one\n"
     unknown = lf(home, "logs", "nope")
-    assert unknown.returncode == 1 and "no workflow 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert unknown.returncode == 5 and "no workflow 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
     step = lf(home, "logs", "l1", "three")
     assert step.returncode == 2 and "three" in step.stderr and "one, two" in step.stderr
     attempt = lf(home, "logs", "l1", "one", "--attempt", "5")

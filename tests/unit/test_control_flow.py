@@ -367,5 +367,13 @@ def test_history_lines_name_the_statement_a_control_flow_event_belongs_to():
     assert statement_at(f, "root/1:body[1]", 0) is inner
     assert statement_at(f, "root/9:body[0]", 0) is None
     chosen = ev.BranchChosen(frame="root/1:body[1]", at=0, branch="then0")
-    assert describe(chosen, f) == "if-1: took then0"
-    assert describe(chosen) == "root/1:body[1]#0: took then0"
+    assert describe(chosen, f) == "if: took the if branch"  # the words of the flow, never its ids (if-1, then0)
+    assert describe(chosen) == "statement 1: took the if branch"
+    with_lines = ir.If("if-1", (ir.IfBranch(E("false"), (), line=3), ir.IfBranch(E("true"), (), line=5)),
+                       orelse=(), line=3)
+    g = flow(with_lines)
+    assert describe(ev.BranchChosen(frame="root", at=0, branch="then1"), g) == \
+        "if at line 3: took elif branch 1 (line 5)"
+    assert describe(ev.BranchChosen(frame="root", at=0, branch="else"), g) == "if at line 3: took the else branch"
+    assert describe(ev.BranchChosen(frame="root", at=0, branch=""), g) == \
+        "if at line 3: took no branch (no condition held)"

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from localflow import ir
 from localflow.cli import render
+from localflow.cli.times import TimePolicy
 from localflow.cli.graph_render import flow_tree
 from localflow.core import events as ev
 from localflow.core.state import fold
@@ -68,11 +69,14 @@ def shown(renderable: object, width: int = 200) -> str:
     return out.getvalue()
 
 
+POLICY = TimePolicy("utc")
+
+
 def views(events: list, state) -> dict[str, str]:
     return {
-        "list": shown(render.list_table([render.summary(state)])),
-        "inspect": shown(render.inspect_view(state)),
-        "history": shown(render.history_table(events, state.flow)),
+        "list": shown(render.list_table([render.summary(state)], POLICY)),
+        "inspect": shown(render.inspect_view(state, POLICY)),
+        "history": shown(render.history_table(events, state.flow, POLICY)),
         "panel": shown(render.result_panel(state)),
     }
 
