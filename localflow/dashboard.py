@@ -24,11 +24,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Union
 
-from localflow import listing
+from localflow import ir, listing
 from localflow.core.timefmt import to_iso
 from localflow.engine import Engine
 from localflow.errors import LocalFlowError, WorkflowNotFound
 from localflow.follow import Tail
+from localflow.present import timer_purpose
 from localflow.store import summaries
 from localflow.timeline import signal_waits
 
@@ -193,7 +194,8 @@ class Dashboard:
                                     "kind": wait.kind, "timeout_at": wait.timeout_at})
             for timer in state.pending_timers():
                 if state.timer_wanted(timer):
-                    frame.timers.append({"id": workflow_id, "step": timer.step, "purpose": timer.purpose,
+                    frame.timers.append({"id": workflow_id, "step": ir.statement_name(state.flow, timer.step),
+                                         "purpose": timer_purpose(timer.purpose),
                                          "fire_at": timer.fire_at, "in_ms": timer.fire_at - now})
         frame.activities.sort(key=lambda a: -a["elapsed_ms"])
         frame.timers.sort(key=lambda t: t["fire_at"])

@@ -535,3 +535,13 @@ def shown_name(stmt: Any) -> str:
         _KEYWORDS.get(kind, kind.lower())
     line = getattr(stmt, "line", 0)
     return f"{keyword} at line {line}" if line else keyword
+
+
+def statement_name(flow: Union[Flow, None], key: str) -> str:
+    """A statement keyed by its id as histories key it (``sleep-1``, ``sleep-1[2]`` in a loop) in
+    the flow's words (``sleep at line 9[2]``); a step's name is its key, and comes back as it is."""
+    base, bracket, rest = key.partition("[")
+    for stmt in walk(flow.body) if flow is not None else ():
+        if getattr(stmt, "id", None) == base and not isinstance(getattr(stmt, "name", None), str):
+            return shown_name(stmt) + bracket + rest
+    return key

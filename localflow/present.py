@@ -7,6 +7,7 @@ more JSON than they show, so a million-element result prints as fast as a small 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -87,11 +88,13 @@ def describe(event: ev.Event, flow: Any = None) -> str:
         stmt = statement_at(flow, event.frame, event.at)
         if stmt is not None:
             text = _describe_flow_event(event, where_text(stmt), stmt)
+    if text is None and flow is not None and isinstance(event, ev.TimerStarted):  # a sleep is keyed by its id
+        text = _describe(dataclasses.replace(event, step=ir.statement_name(flow, event.step)))
     shown, more = clip_text(_describe(event) if text is None else text)
     return shown + (f" … ({more:,} more characters)" if more else "")
 
 
-def _timer_purpose(purpose: str) -> str:
+def timer_purpose(purpose: str) -> str:
     """``retry-2`` reads "retry attempt 2"; ``signal-timeout`` "signal timeout"."""
     kind, _, number = purpose.partition("-")
     return f"retry attempt {number}" if kind == "retry" and number.isdigit() else purpose.replace("-", " ")
@@ -117,10 +120,11 @@ def _describe(event: ev.Event) -> str:
         error = event.error or {}
         return f"{event.step}: attempt {event.attempt} failed ({error.get('kind')}): {error.get('message')}"
     if isinstance(event, ev.TimerStarted):
-        when = to_iso(event.fire_at)[11:19]
+        fires, now = to_iso(event.fire_at), to_iso(event.ts)  # UTC, named; with the date unless the same day
+        when = (fires[11:19] if fires[:10] == now[:10] else fires[:10] + " " + fires[11:19]) + "Z"
         if event.purpose == "sleep":
             return f"{event.step}: sleeping {format_duration(event.duration_ms)} (timer {event.timer}, until {when})"
-        return (f"{event.step}: {_timer_purpose(event.purpose)} in {format_duration(event.duration_ms)}"
+        return (f"{event.step}: {timer_purpose(event.purpose)} in {format_duration(event.duration_ms)}"
                 f" (timer {event.timer}, at {when})")
     if isinstance(event, ev.TimerFired):
         return f"timer {event.timer} fired"

@@ -195,19 +195,9 @@ def _timer_started(out: _Builder, event: ev.TimerStarted) -> None:
         out.open(("timer", event.timer), Interval("retry", f"{event.step} #{number} retry wait", event.ts, None,
                                                   "waiting", event.step, int(number)))
     elif event.purpose == "sleep":
-        label = _statement_name(out.flow, event.step)
+        label = ir.statement_name(out.flow, event.step)
         out.open(("timer", event.timer), Interval("timer", label, event.ts, None, "waiting", event.step))
     # a deadline (``*-timeout``) becomes an interval only if it fires (TimerFired)
-
-
-def _statement_name(flow, key: str) -> str:
-    """A statement keyed by its id (``sleep-1``, ``sleep-1[2]`` in a loop) in the flow's words
-    (``sleep at line 9[2]``): ids are the history's keys, never shown to people."""
-    base, bracket, rest = key.partition("[")
-    for stmt in ir.walk(flow.body) if flow is not None else ():
-        if getattr(stmt, "id", None) == base:
-            return ir.shown_name(stmt) + bracket + rest
-    return key
 
 
 def _note_timers(out: _Builder, state: WorkflowState, at: int) -> None:

@@ -54,7 +54,7 @@ class ProgressPrinter:
             self._hint_signals()
 
     def _time(self, ms: int) -> str:
-        return to_iso(ms)[11:19]
+        return to_iso(ms)[11:19] + "Z"  # UTC, named, as every time inside the line
 
     def _fold(self, event: Any) -> None:
         """Keep a state of our own (a signal wait records no event: it shows only in the state)."""

@@ -20,12 +20,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from localflow import ir
+from localflow.cli.times import TimePolicy
 from localflow.core import events as ev
 from localflow.core.state import TimerState, WorkflowState, signal_waits
-from localflow.cli.times import TimePolicy
 from localflow.core.timefmt import format_duration, from_iso, to_iso
 from localflow.listing import row_of
-from localflow.present import clip_json, clip_text, describe, divergence_text, names_text, short_json
+from localflow.present import (clip_json, clip_text, describe, divergence_text, names_text, short_json,
+                               timer_purpose)
 
 STATUS_STYLE = {"running": "cyan", "completed": "green", "failed": "red", "scheduled": "yellow",
                 "nondeterministic": "bold red",
@@ -235,15 +237,10 @@ def inspect_view(state: WorkflowState, policy: TimePolicy) -> Group:
         for column in ("TIMER", "FOR", "PURPOSE", "FIRES"):
             timers.add_column(column)
         for t in pending:
-            timers.add_row(str(t.timer), Text(t.step), Text(_purpose(t.purpose)), policy.at(t.fire_at))
+            timers.add_row(str(t.timer), Text(ir.statement_name(state.flow, t.step)), Text(timer_purpose(t.purpose)),
+                           policy.at(t.fire_at))
         parts.append(timers)
     return Group(*parts)
-
-
-def _purpose(purpose: str) -> str:
-    """A timer's recorded purpose in words: ``retry-2`` "retry attempt 2", ``signal-timeout`` "signal timeout"."""
-    kind, _, number = purpose.partition("-")
-    return f"retry attempt {number}" if kind == "retry" and number.isdigit() else purpose.replace("-", " ")
 
 
 def _steps_table(state: WorkflowState, see: str, policy: TimePolicy) -> Table:

@@ -16,7 +16,7 @@ from localflow.supervisor.service import Supervisor
 
 
 def log_line(message: str) -> None:
-    stamp = time.strftime("%H:%M:%S")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # UTC, as every time in the messages
     sys.stdout.write(f"{stamp}  {message}\n")
     sys.stdout.flush()
 

@@ -39,7 +39,7 @@ def top_view(frame: Frame, policy: TimePolicy, limit: int, home: str = "", super
     head = Text.assemble(("lf top", "bold"), f"  {home}  " if home else "  ",
                          (supervisor or "no supervisor running", "dim" if supervisor else "yellow"),
                          f"  {policy.at(frame.at) if policy.mode != 'relative' else time.strftime('%H:%M:%S')}")
-    counts = Text(f"{frame.total:,} workflows: ")
+    counts = Text(f"{frame.total:,} workflow{'' if frame.total == 1 else 's'}: ")
     shown = [(s, n) for s, n in frame.counts.items() if n or s in ORDER[:4]]
     for index, (status, count) in enumerate(shown):
         counts.append(f"{count:,} {status}", style=_STYLE.get(status, "") if count else "dim")

@@ -74,3 +74,25 @@ def test_the_replay_walk_through_runs_as_written(tmp_path):
     assert "imported p1" in done.stdout and "workflow  p1" in done.stdout
     assert "virtual time skipped: 29d" in done.stdout and "r1 completed" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_the_watching_commands_run_as_written(tmp_path):
+    """The views of "Watching workflows" on a finished workflow: each returns (piped, `lf top` prints
+    one frame), exit 0, and says what it is about."""
+    home = tmp_path / "home"
+    shutil.copytree(REPO / "flows", home / "flows")
+    (block,) = _sh_blocks(_section("Watching workflows"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "COLUMNS": "120"}
+    ran = subprocess.run(["lf", "run", "PurchaseFlow"], cwd=home, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    workflow_id = ran.stdout.split()[1]
+
+    done = subprocess.run(["bash", "-c", "set -e\n" + block], cwd=home, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert out.count(workflow_id) >= 3 and '"receipt": "RC-demo-1"' in out  # watch, result, timeline
+    assert "TimerFired" in out and "1 workflow: " in out  # history --follow; the counts of top
+    assert "sleep at line 17" in out and "flowchart TD" in out  # timeline, graph --run --mermaid

@@ -224,4 +224,7 @@ def test_an_event_description_is_cut_with_a_count():
 def test_timer_purposes_read_as_words(purpose, reads):
     timer = ev.TimerStarted(seq=3, ts=0, timer=1, step="charge", purpose=purpose, duration_ms=1000, fire_at=1000)
 
-    assert describe(timer) == f"{reads} (timer 1, at 00:00:01)"
+    assert describe(timer) == f"{reads} (timer 1, at 00:00:01Z)"
+    month = ev.TimerStarted(seq=3, ts=0, timer=1, step="s", purpose="sleep", duration_ms=30 * 86_400_000,
+                            fire_at=30 * 86_400_000)
+    assert describe(month) == "s: sleeping 720h00m (timer 1, until 1970-01-31 00:00:00Z)"  # a date, not today
