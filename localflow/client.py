@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Union
 
-from localflow import ir, listing
+from localflow import listing
 from localflow.core import events as ev
 from localflow.core.state import NONDETERMINISTIC, TERMINAL, WorkflowState
 from localflow.core.timefmt import to_iso
@@ -77,7 +77,10 @@ def parse_age(text: str) -> timedelta:
     parts = _AGE_RE.findall(cleaned)
     if not cleaned or "".join(n + u for n, u in parts) != cleaned:
         raise InputError(f"invalid age {text!r}: write a number and a unit, w d h m or s (7d, 12h, 30m, 1d12h)")
-    return timedelta(seconds=sum(float(n) * _AGE_UNITS[u] for n, u in parts))
+    try:
+        return timedelta(seconds=sum(float(n) * _AGE_UNITS[u] for n, u in parts))
+    except (OverflowError, ValueError):
+        raise InputError(f"age {text!r} is too long: at most {timedelta.max.days} days") from None
 
 
 def parse_when(text: str, now: Union[int, None] = None) -> int:
@@ -88,7 +91,7 @@ def parse_when(text: str, now: Union[int, None] = None) -> int:
     if cleaned.lower() == "now":
         return now
     if cleaned and cleaned[0].isdigit() and _AGE_RE.match(cleaned.lower()) and not re.match(r"\d{4}-", cleaned):
-        return now - int(parse_age(cleaned).total_seconds() * 1000)
+        return max(0, now - int(parse_age(cleaned).total_seconds() * 1000))  # longer ago than 1970: 1970
     try:
         moment = datetime.fromisoformat(cleaned[:-1] + "+00:00" if cleaned.endswith(("Z", "z")) else cleaned)
     except ValueError:
@@ -97,7 +100,15 @@ def parse_when(text: str, now: Union[int, None] = None) -> int:
                          ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return int(round(moment.timestamp() * 1000))
+    return _clamped(int(round(moment.timestamp() * 1000)))
+
+
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last moment an ISO time can name
+
+
+def _clamped(ms: int) -> int:
+    """A moment within what histories can hold (1970 to 9999): a filter past either end selects the same."""
+    return min(max(ms, 0), _LAST_MS)
 
 
 def _ms(value: Union[datetime, int, None], what: str) -> Union[int, None]:
@@ -220,10 +231,10 @@ class Client:
         raise AmbiguousWorkflowId(ref, self._newest_first(matches))
 
     def _exists(self, workflow_id: str) -> bool:
-        """Is there an entry of that name in var/workflows/ (whatever it is: a damaged or hostile one is
-        still that workflow, for the command to report as it finds it)?"""
+        """Does var/workflows/ hold that workflow: a history.jsonl entry in its folder, whatever it is (a
+        damaged or planted one is still that workflow, for the command to report as it finds it)?"""
         try:
-            os.lstat(self.engine.paths.workflow_dir(workflow_id))
+            os.lstat(self.engine.paths.history(workflow_id))
             return True
         except (OSError, ValueError):
             return False
@@ -298,7 +309,7 @@ class Client:
         unknown = statuses - set(STATUSES)
         if unknown:
             raise InputError(f"unknown status {', '.join(sorted(unknown))}: use {', '.join(STATUSES)}")
-        low, high = _ms(since, "since"), _ms(until, "until")
+        low, high = (None if m is None else _clamped(m) for m in (_ms(since, "since"), _ms(until, "until")))
         low_iso = to_iso(low) if low is not None else None
         high_iso = to_iso(high) if high is not None else None
         found, problems = listing.rows(self.engine)
@@ -456,7 +467,7 @@ class Client:
         age = older_than.total_seconds() if isinstance(older_than, timedelta) else float(older_than)
         if age < 0:
             raise InputError("older_than must not be negative")
-        cutoff = to_iso(int(time.time() * 1000) - int(age * 1000))
+        cutoff = to_iso(_clamped(int(time.time() * 1000) - int(min(age, _LAST_MS / 1000) * 1000)))
         rows, _ = listing.rows(self.engine)
         known = {r["id"] for r in rows}
         chosen = [r["id"] for r in reversed(rows) if r["status"] in statuses and r["ended"] and r["ended"] < cutoff]

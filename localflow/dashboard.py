@@ -190,7 +190,7 @@ class Dashboard:
                         "queued" if attempt.queued_at is not None else "scheduled"),
                     "started": begun, "elapsed_ms": max(now - begun, 0), "pid": attempt.pid})
             for wait in signal_waits(state):
-                frame.waits.append({"id": workflow_id, "step": wait.step, "signal": wait.signal,
+                frame.waits.append({"id": workflow_id, "step": wait.label or wait.step, "signal": wait.signal,
                                     "kind": wait.kind, "timeout_at": wait.timeout_at})
             for timer in state.pending_timers():
                 if state.timer_wanted(timer):

@@ -168,3 +168,23 @@ def holder_json(holder: str | None) -> dict | None:
         return None
     role, _, pid = holder.rpartition(" pid ")
     return {"role": role or holder, "pid": int(pid) if pid.isdigit() else None}
+
+
+def lf_command(args: argparse.Namespace) -> str:
+    """``lf``, with ``--home DIR`` when the user gave one: a command we print must work as typed."""
+    import shlex
+
+    home = getattr(args, "home", None)
+    return f"lf --home {shlex.quote(str(home))}" if home else "lf"
+
+
+def exit_code_of(state: Any) -> int:
+    """The exit code of a workflow's outcome (`lf run`, `lf watch --exit-status`, `lf result`): 0
+    completed (or still running), 1 failed, cancelled or terminated, 4 nondeterministic."""
+    from localflow.errors import ExitCode
+
+    if state.divergence is not None:
+        return ExitCode.NONDETERMINISM
+    if state.status == "completed" or not state.terminal:
+        return ExitCode.OK
+    return ExitCode.WORKFLOW_FAILED

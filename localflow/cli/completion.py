@@ -156,10 +156,10 @@ def _values(action: argparse.Action, path: list[str], positionals: list[str], ho
 
 
 def _engine(home: str | None):
-    from localflow.client import find_home
+    from localflow.cli.common import home_of
     from localflow.engine import Engine
 
-    return Engine(Path(home) if home else find_home(Path.cwd()))
+    return Engine(home_of(argparse.Namespace(home=home)))  # --home, $LOCALFLOW_HOME, then from here up
 
 
 def _signals(home: str | None, ref: str) -> list[str]:

@@ -15,8 +15,7 @@ from localflow import ir
 from localflow.cli.common import engine_for, holder_json, note_supervisor, parse_data, print_json, resolve
 from localflow.core import events as ev
 from localflow.engine import Engine
-from localflow.errors import LocalFlowError, SupervisorRunning
-from localflow.store.paths import validate_workflow_id
+
 
 
 def cmd_signal(args: argparse.Namespace) -> int:

@@ -32,7 +32,6 @@ from localflow.core.timefmt import format_duration
 from localflow.engine import Engine
 from localflow.errors import InputError
 from localflow.store import safe
-from localflow.store.paths import validate_workflow_id
 
 _POLL_S = 0.2
 _STREAMS = {"out": "stdout", "err": "stderr"}

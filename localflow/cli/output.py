@@ -83,6 +83,8 @@ def emit(value: Any) -> None:
                 sys.stdout.write(f"{row[key]}\n")
         return
     dicts = [row if isinstance(row, dict) else {"value": row} for row in rows]
+    if not dicts:
+        return  # no row, no columns to name
     columns: list[str] = []
     for row in dicts:
         columns.extend(k for k in row if k not in columns)

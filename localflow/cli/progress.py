@@ -16,6 +16,7 @@ import shlex
 import threading
 from typing import Any, Union
 
+from localflow import ir
 from localflow.core import events as ev
 from localflow.core.decide import decide
 from localflow.core.state import WorkflowState, evolve, initial
@@ -34,6 +35,7 @@ class ProgressPrinter:
         self._state: Union[WorkflowState, None] = None
         self._folded = 0  # the last seq folded into ``_state``; 0 and a gap: no hints
         self._hinted: set[tuple[str, str]] = set()
+        self._child_flows: dict[str, Any] = {}
         print(f"workflow {workflow_id}")
 
     def note(self, text: str) -> None:
@@ -41,7 +43,13 @@ class ProgressPrinter:
 
     def child(self, workflow_id: str, events: list) -> None:
         for event in events:
-            print(f"  {self._time(event.ts)}  [{workflow_id}] {describe(event)}", flush=True)
+            if isinstance(event, ev.WorkflowStarted):  # its pinned flow names its statements in the flow's words
+                try:
+                    self._child_flows[workflow_id] = ir.from_json(event.flow)
+                except Exception:  # noqa: BLE001 - a flow that cannot be read: its lines without names
+                    pass
+            flow = self._child_flows.get(workflow_id)
+            print(f"  {self._time(event.ts)}  [{workflow_id}] {describe(event, flow)}", flush=True)
 
     def events(self, events: list) -> None:
         with self._guard:
@@ -78,8 +86,8 @@ class ProgressPrinter:
 
     def signal_hint(self, wait: SignalWait) -> str:
         """What the workflow waits for, and the exact command that answers it (on the next line)."""
-        why = {"wait": f"step {wait.step}", "loop": f"signal loop {wait.step}",
-               "close": f"closes signal loop {wait.step}", "handler": f"handler of {wait.step}"}[wait.kind]
+        name = wait.label or wait.step
+        why = {"wait": f"step {name}", "loop": name, "close": f"closes {name}", "handler": name}[wait.kind]
         if wait.timeout_at is not None:
             why += f", times out at {to_iso(wait.timeout_at)[11:19]}Z"
         command = f"{self.lf} signal {shlex.quote(self.workflow_id)} {shlex.quote(wait.signal)} --data '{{}}'"

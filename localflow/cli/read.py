@@ -34,7 +34,8 @@ def _filters(args: argparse.Namespace, client) -> dict:
 
 def cmd_list(args: argparse.Namespace) -> int:
     client = client_for(args)
-    page = client.list(**_filters(args, client), limit=args.limit or None, offset=args.offset)
+    filters = _filters(args, client)
+    page = client.list(**filters, limit=args.limit or None, offset=args.offset)
     fmt = output_of(args)
 
     def text() -> None:
@@ -45,7 +46,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             out.print(render.list_table(page.rows, policy_for(args), out.width))
         elif page.total or args.offset:
             out.print(f"no rows past --offset {args.offset} ({page.total} match)")
-        elif any(_filters(args, client).values()):
+        elif any(filters.values()):
             out.print("no workflow matches")
         else:
             out.print("no workflows yet: start one with `lf run FLOW` or `lf start FLOW`")
@@ -114,6 +115,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     if getattr(args, "follow", False):
         from localflow.cli.watch import cmd_history_follow
 
+        if output_of(args) in ("json", "tsv"):
+            raise InputError("--follow prints events as they land: as text, or -o jsonl (one JSON object a line)")
         return cmd_history_follow(args, engine, workflow_id)
     loaded = engine.load(workflow_id)
     events = loaded.events if args.upto is None else _upto(loaded.events, args.upto, "--upto")

@@ -167,7 +167,7 @@ def list_table(rows: list[dict[str, Any]], policy: TimePolicy, width: int = 200)
     wanted = {c: max([len(c)] + [len(cell[c]) for cell in cells]) for c in _LIST_COLUMNS}
     columns = list(_LIST_COLUMNS)
     for column in _DROP_ORDER:
-        if sum(wanted[c] + 2 for c in columns) <= width:
+        if sum(wanted[c] + 2 for c in columns) + 2 <= width:  # padding each side of a cell, and the edges
             break
         columns.remove(column)
     table = new_table(caption=policy.zone_note(), caption_justify="right")

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 
 from localflow import repair
-from localflow.cli.common import engine_for, note_supervisor, print_json, resolve
+from localflow.cli.common import engine_for, lf_command, note_supervisor, print_json, resolve
 from localflow.core import events as ev
 from localflow.errors import InputError
-from localflow.store.paths import validate_workflow_id
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -69,4 +68,4 @@ def _run_or_note(engine, workflow_id: str, args: argparse.Namespace, since: int)
         return 0
     from localflow.cli.start import follow
 
-    return follow(engine, workflow_id, since)
+    return follow(engine, workflow_id, since, lf_command(args))

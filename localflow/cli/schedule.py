@@ -27,8 +27,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     spec = parse_spec(args.cron)
     if args.catch_up not in CATCH_UP:
         raise ScheduleError(f"--catch-up must be one of {', '.join(CATCH_UP)}")
-    given = parse_input(args.input, args.pairs)
     flow, _ = engine.load_flow(args.flow, allow_path=False)  # it must exist and parse now
+    given = parse_input(args.input, args.pairs, flow)
     check_value(resolve_input(flow, check_value(given, "the input")), "the input")  # and its input resolve
     now = engine.clock()
     start_at = now if args.start_at is None else _moment(args.start_at)

@@ -16,21 +16,24 @@ with a supervisor running (which would run the workflow on real time) it refuses
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 from localflow.cli import render
-from localflow.cli.common import console, engine_for, holder_json, note_supervisor, parse_input, print_json
+from localflow.cli.common import (console, engine_for, exit_code_of, holder_json, lf_command, note_supervisor,
+                                  parse_input, print_json)
 from localflow.cli.progress import ProgressPrinter as _ProgressPrinter
 from localflow.clock import VirtualClock
 from localflow.core.state import WorkflowState
-from localflow.core.timefmt import format_duration, format_span
+from localflow.core.timefmt import format_span
 from localflow.engine import Engine
-from localflow.errors import ExitCode, LocalFlowError, NondeterminismError, SupervisorRunning
+from localflow.errors import LocalFlowError, SupervisorRunning
 from localflow.supervisor.executor import Executor
 from localflow.supervisor.loop import drive
 from localflow.supervisor.service import ExecutorSlot, supervisor_running
 
 _POLL_S = 0.2
+_FOLLOW_S = 1.0
 
 
 def _start(engine: Engine, args: argparse.Namespace) -> str:
@@ -85,8 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         state = _drive_or_follow(engine, workflow_id, printer, skip_time, getattr(args, "workers", 0),
                                  max(getattr(args, "max_activities", 0), 0))
         print_json(render.details(state))
-        return _exit_code(state)
-    printer = _ProgressPrinter(workflow_id)
+        return exit_code_of(state)
+    printer = _ProgressPrinter(workflow_id, lf_command(args))
     printer.flow = engine.load(workflow_id).state.flow
     if skip_time:
         printer.note("skipping time: a virtual clock jumps to the next timer whenever nothing else can happen")
@@ -98,14 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         printer.note(f"virtual time skipped: {format_span(skipped)} ({skipped} ms) "
                      f"in {time.monotonic() - started:.2f}s of real time")
     console().print(render.result_panel(state))
-    return _exit_code(state)
-
-
-def _exit_code(state: WorkflowState) -> int:
-    """0 completed, 4 nondeterministic, 1 failed, cancelled or terminated (errors.ExitCode)."""
-    if state.divergence is not None:
-        return ExitCode.NONDETERMINISM
-    return ExitCode.OK if state.status == "completed" else ExitCode.WORKFLOW_FAILED
+    return exit_code_of(state)
 
 
 def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinter",
@@ -113,25 +109,31 @@ def _drive_or_follow(engine: Engine, workflow_id: str, printer: "_ProgressPrinte
     """Drive the workflow if the executor slot is free; follow a supervisor that runs it; and if
     the slot is held by another `lf run` (which drives only its own workflow), wait for it.
     With ``skip_time`` a supervisor is never followed (it runs on real time): that is an error."""
+    from localflow.follow import Tail, Wakeup
+
     told = None
-    while True:
-        holder = supervisor_running(engine)
-        if holder is None:
-            try:
-                return _drive(engine, workflow_id, printer, workers, max_activities)
-            except SupervisorRunning as exc:
-                holder = exc.holder
-        if skip_time and holder.startswith("supervisor"):
-            raise SkipTimeRefused(holder)
-        if holder != told:
-            printer.note(f"following: {holder} runs it" if holder.startswith("supervisor") else
-                         f"waiting: {holder} holds the executor slot; this workflow runs when it is done")
-            told = holder
-        loaded = engine.load(workflow_id)
-        printer.events(loaded.events)
-        if loaded.state.terminal or loaded.state.divergence is not None:
-            return loaded.state
-        time.sleep(_POLL_S)
+    tail = Tail(engine, workflow_id)  # read incrementally: a stat when nothing changed
+    with contextlib.ExitStack() as stack:
+        wake = None
+        while True:
+            holder = supervisor_running(engine)
+            if holder is None:
+                try:
+                    return _drive(engine, workflow_id, printer, workers, max_activities)
+                except SupervisorRunning as exc:
+                    holder = exc.holder
+            if skip_time and holder.startswith("supervisor"):
+                raise SkipTimeRefused(holder)
+            if holder != told:
+                printer.note(f"following: {holder} runs it" if holder.startswith("supervisor") else
+                             f"waiting: {holder} holds the executor slot; this workflow runs when it is done")
+                told = holder
+            printer.events(tail.poll())
+            if tail.ended:
+                return tail.state
+            if wake is None:  # woken by the history's file events; each second the slot is looked at again
+                wake = stack.enter_context(Wakeup([(engine.paths.workflow_dir(workflow_id), False)]))
+            wake.wait(_FOLLOW_S)
 
 
 def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter, workers: int = 0,
@@ -169,14 +171,12 @@ def _drive(engine: Engine, workflow_id: str, printer: _ProgressPrinter, workers:
         slot.release()
 
 
-def follow(engine: Engine, workflow_id: str, since: int = 0) -> int:
+def follow(engine: Engine, workflow_id: str, since: int = 0, lf: str = "lf") -> int:
     """Run (or follow) an existing workflow to its end in the foreground (`lf resume --run`,
     `lf fork --run`), printing its events after seq ``since``; the exit code of `lf run`."""
-    printer = _ProgressPrinter(workflow_id)
+    printer = _ProgressPrinter(workflow_id, lf)
     printer.seen = since
     printer.flow = engine.load(workflow_id).state.flow
     state = _drive_or_follow(engine, workflow_id, printer)
     console().print(render.result_panel(state))
-    if state.divergence is not None:
-        return NondeterminismError.exit_code
-    return 0 if state.status == "completed" else 1
+    return exit_code_of(state)

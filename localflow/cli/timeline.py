@@ -27,6 +27,7 @@ _STYLE = {"completed": "green", "failed": "red", "running": "cyan", "scheduled":
           "waiting": "yellow", "fired": "blue", "received": "magenta", "timed out": "red", "stopped": "magenta",
           "cancelled": "dim", "acquired": "blue", "detached": "blue", "terminated": "bold magenta"}
 _MARK = {"completed": "✓", "failed": "✗", "timed out": "✗", "stopped": "■"}
+_PLAIN_MARKS = str.maketrans({"✓": "ok", "✗": "x", "■": "stopped", "…": "..."})  # piped: ASCII through and through
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ def timeline_view(line: Timeline, now_ms: int, width: int, plain: bool = False) 
     total = max(end - line.start, 1)
     rows = rows_of(line)
     summaries = [r.summary if r.interval.end is not None else _summary(r.interval, None, now_ms) for r in rows]
+    if plain:
+        summaries = [s.translate(_PLAIN_MARKS) for s in summaries]
     label_w = min(max(len(r.label) for r in rows), max(12, width // 4))
     summary_w = min(max(len(s) for s in summaries), max(10, width // 4))
     bar_w = width - label_w - summary_w - 4

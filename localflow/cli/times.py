@@ -3,8 +3,8 @@
 - ``relative`` (the default on a terminal): "3m ago", "in 4m52s"; tables say so.
 - ``utc`` (the default when piped, and always in JSON): ISO 8601 UTC with ``Z``,
   ``2026-11-30T09:12:03Z`` (JSON keeps the milliseconds: ``to_iso``).
-- ``local``: the machine's zone, ``09:12:03`` when the moment is today, else with its date,
-  and the zone named once where the view names its times (``zone_note``).
+- ``local``: the machine's zone, ``09:12:03+01:00`` when the moment is today, else with its
+  date; each time carries its offset, so a line never mixes zones unnamed.
 
 One policy per command run, so every time in a line is in the same zone. The
 policy reads the clock once (``now_ms``) and the zone from the machine; nothing
@@ -48,7 +48,7 @@ class TimePolicy:
         if self.mode == "local":
             moment = self._local(ms)
             today = self._local(self.now_ms).date()
-            return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M:%S")
+            return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M:%S") + _offset(moment)
         return utc(ms)
 
     def precise(self, ms: int | None) -> str:
@@ -60,7 +60,7 @@ class TimePolicy:
         if self.mode == "local":
             moment = self._local(ms)
             today = self._local(self.now_ms).date()
-            shown = moment.strftime("%H:%M:%S.") + f"{ms % 1000:03d}"
+            shown = moment.strftime("%H:%M:%S.") + f"{ms % 1000:03d}" + _offset(moment)
             return shown if moment.date() == today else moment.strftime("%Y-%m-%d ") + shown
         return utc(ms, millis=True)
 
@@ -91,6 +91,12 @@ def policy_for(args: argparse.Namespace, machine: bool = False) -> TimePolicy:
         return TimePolicy("utc")
     mode = getattr(args, "time_format", None) or os.environ.get("LF_TIME_FORMAT") or _default_mode()
     return TimePolicy(mode if mode in MODES else "utc")
+
+
+def _offset(moment: datetime) -> str:
+    """``+01:00``: a local time names its zone itself, so it is never read as UTC (piped, no caption)."""
+    text = moment.strftime("%z")
+    return f"{text[:3]}:{text[3:]}" if text else ""
 
 
 def utc(ms: int, millis: bool = False) -> str:

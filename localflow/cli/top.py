@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Group
 from rich.text import Text
 
-from localflow.cli.times import TimePolicy, span
+from localflow.cli.times import TimePolicy, span, utc
 from localflow.dashboard import ORDER, Dashboard, Frame
 
 RESCAN_S = 15.0
@@ -38,7 +38,7 @@ def top_view(frame: Frame, policy: TimePolicy, limit: int, home: str = "", super
     """The dashboard: a header, counts by status, then each section (at most ``limit`` rows)."""
     head = Text.assemble(("lf top", "bold"), f"  {home}  " if home else "  ",
                          (supervisor or "no supervisor running", "dim" if supervisor else "yellow"),
-                         f"  {policy.at(frame.at) if policy.mode != 'relative' else time.strftime('%H:%M:%S')}")
+                         f"  {policy.at(frame.at) if policy.mode != 'relative' else utc(frame.at)}")
     counts = Text(f"{frame.total:,} workflow{'' if frame.total == 1 else 's'}: ")
     shown = [(s, n) for s, n in frame.counts.items() if n or s in ORDER[:4]]
     for index, (status, count) in enumerate(shown):
@@ -96,12 +96,23 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
+def _has_flow(engine: Any, flow: str) -> bool:
+    """Does any workflow run ``flow`` (whose file may be gone)?"""
+    from localflow import listing
+
+    return any(row["flow"] == flow for row in listing.rows(engine)[0])
+
+
 def cmd_top(args: argparse.Namespace) -> int:
     from localflow.cli.common import console, engine_for
     from localflow.cli.output import output_of, print_json
     from localflow.cli.times import policy_for
 
     engine = engine_for(args)
+    if args.flow and args.flow not in engine.flow_names() and not _has_flow(engine, args.flow):
+        from localflow.errors import FlowNotFound  # a typo would show an empty board
+
+        raise FlowNotFound(args.flow, engine.display(engine.paths.flows_dir), engine.flow_names())
     board = Dashboard(engine, args.flow, args.limit)
     board.load()
     fmt = output_of(args)

@@ -110,7 +110,8 @@ def _add_timeline(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  lf timeline @last\n  lf timeline PurchaseFlow-2026 --width 200\n"
                "  lf timeline @last -o json | jq '.intervals[] | select(.kind == \"attempt\")'")
     p.add_argument("id", metavar="ID", help="a workflow id, a unique prefix or random tail, or @last")
-    p.add_argument("--width", type=_count, metavar="COLUMNS", help="draw this wide (default: the terminal's)")
+    p.add_argument("--width", type=_count, metavar="COLUMNS",
+                   help="draw this wide, at least 40 (default: the terminal's width)")
     add_output_option(p, formats=("text", "json", "jsonl", "tsv"), quiet=False)
     add_time_option(p)
     p.set_defaults(handler="timeline:cmd_timeline")

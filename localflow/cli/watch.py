@@ -19,34 +19,22 @@ watching a workflow never changes how it runs.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from typing import Any, Union
 
-from localflow.cli.common import engine_for, note_supervisor, resolve
+from localflow.cli.common import engine_for, exit_code_of, lf_command, note_supervisor, resolve
 from localflow.cli.output import dumps, output_of, print_json
 from localflow.cli.progress import ProgressPrinter
 from localflow.core import events as ev
 from localflow.core.state import WorkflowState
 from localflow.core.timefmt import to_iso
 from localflow.engine import Engine
-from localflow.errors import ExitCode, WorkflowFailed
+from localflow.errors import WorkflowFailed
 from localflow.follow import Tail, follow
 
 
-def outcome_code(state: WorkflowState) -> int:
-    """The exit code of a workflow's outcome (`lf run`, `lf watch --exit-status`, `lf result`)."""
-    if state.divergence is not None:
-        return ExitCode.NONDETERMINISM
-    if state.status == "completed":
-        return ExitCode.OK
-    return ExitCode.WORKFLOW_FAILED if state.terminal else ExitCode.OK
-
-
-def lf_prefix(args: argparse.Namespace) -> str:
-    """``lf``, with ``--home DIR`` when the user gave one, as a command we print must be typed."""
-    home = getattr(args, "home", None)
-    return f"lf --home {shlex.quote(str(home))}" if home else "lf"
+outcome_code = exit_code_of  # (the name the views use)
+lf_prefix = lf_command
 
 
 def _note_idle(engine: Engine, tail: Tail) -> None:
@@ -136,28 +124,26 @@ class _HistoryLines:
 
         self.out = console()
         self.plain = plain()
-        self.local = time_format == "local"
+        from localflow.cli.times import TimePolicy
+
+        # one policy for the whole run; "relative" would be relative to when it started: UTC instead
+        self.policy = TimePolicy("local" if time_format == "local" else "utc")
         if not self.plain:
             from rich.text import Text
 
-            self.out.print(Text(f"{'SEQ':>4}  {'TIME':<13} {'TYPE':<22} DETAIL", style="bold"))
+            self.out.print(Text(f"{'SEQ':>4}  {'TIME':<24} {'TYPE':<22} DETAIL", style="bold"))
         else:
-            sys.stdout.write(f"{'SEQ':>4}  {'TIME':<13} {'TYPE':<22} DETAIL\n")
+            sys.stdout.write(f"{'SEQ':>4}  {'TIME':<24} {'TYPE':<22} DETAIL\n")
 
     def _time(self, ms: int) -> str:
-        if self.local:
-            from datetime import datetime, timezone
-
-            moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc).astimezone()
-            return moment.strftime("%H:%M:%S.") + f"{ms % 1000:03d}"
-        return to_iso(ms)[11:23] + "Z"
+        return self.policy.precise(ms)
 
     def print(self, events: list[ev.Event], flow: Any) -> None:
         from localflow.present import describe
 
         for event in events:
             kind = type(event).__name__
-            text = f"{event.seq:>4}  {self._time(event.ts):<13} {kind:<22} {describe(event, flow)}"
+            text = f"{event.seq:>4}  {self._time(event.ts):<24} {kind:<22} {describe(event, flow)}"
             if self.plain:
                 sys.stdout.write(text + "\n")
             else:

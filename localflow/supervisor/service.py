@@ -327,5 +327,7 @@ class Supervisor:
             note_settled(self.engine, workflow_id, state)
 
     def _log_events(self, workflow_id: str, events: list) -> None:
+        state = self.engine.cached_state(workflow_id)  # its pinned flow names statements in the flow's words
+        flow = state.flow if state is not None else None
         for event in events:
-            self.log(f"{workflow_id}  {describe(event)}")
+            self.log(f"{workflow_id}  {describe(event, flow)}")

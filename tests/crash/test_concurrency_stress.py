@@ -66,7 +66,7 @@ class Log:
                 return False
             if "Traceback" in done.stderr + done.stdout:
                 self.problems.append(f"traceback: lf {' '.join(args)}\n{done.stderr}")
-            elif done.returncode not in (0, 1) or (done.returncode == 1 and not REFUSAL.match(done.stderr)):
+            elif done.returncode not in (0, 6) or (done.returncode == 6 and not REFUSAL.match(done.stderr)):
                 self.problems.append(f"exit {done.returncode}: lf {' '.join(args)}: {done.stderr.strip()}")
             return done.returncode == 0
 
@@ -175,7 +175,7 @@ def test_two_supervisors_started_at_the_same_instant_exactly_one_runs(home):
             winner = processes[1 - processes.index(loser)]
             wait_for(lambda: "supervising" in logs[processes.index(winner)].read_text(), what="the other to run")
             said = logs[processes.index(loser)].read_text()
-            assert loser.returncode == 1, said
+            assert loser.returncode == 6, said  # refused: another supervisor runs
             assert re.search(r"error: another supervisor holds var/supervisor\.lock \(supervisor pid "
                              rf"{winner.pid}\); only one may run per var/", said), said
             assert "supervising" not in said and "Traceback" not in said

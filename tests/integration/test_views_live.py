@@ -117,11 +117,11 @@ def test_history_follow_prints_events_as_they_land(home, supervisor):
     follow = Pty(home, "history", "h1", "--follow")
     try:
         # While the 2 s sleep runs the events so far are there and the end is not
-        follow.expect(r"TimerStarted\s+sleep-1: sleeping 2\.0s")
+        follow.expect(r"TimerStarted\s+sleep at line 17: sleeping 2\.0s")
         assert "WorkflowCompleted" not in follow.text and follow.process.poll() is None
         follow.expect(r"WorkflowCompleted\s+completed ->")
         assert follow.wait() == 0
-        seqs = [int(n) for n in re.findall(r"^\s*(\d+)\s+\d\d:\d\d", follow.text, re.M)]
+        seqs = [int(n) for n in re.findall(r"^\s*(\d+)\s+\d{4}-\d\d-\d\dT\d\d:\d\d", follow.text, re.M)]
         assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 12  # each event once, in order
     finally:
         follow.close()
@@ -157,7 +157,7 @@ def test_top_shows_running_activities_and_updates_as_they_end(home, supervisor):
     assert lf(home, "run", "Slow", "--id", "done-1").returncode == 0  # (no supervisor needed: it follows)
     top = Pty(home, "top", "--interval", "0.5")
     try:
-        top.expect(r"1 workflows: 0 running, 0 held, 1 completed")
+        top.expect(r"1 workflow: 0 running, 0 held, 1 completed")
         assert lf(home, "start", "Slow", "--id", "slow-2").returncode == 0
         # The new workflow's running step shows up with its elapsed time, then its end
         top.expect(r"running activities \(1\)")
