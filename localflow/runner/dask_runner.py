@@ -12,15 +12,26 @@ What stays the executor's, as locally: ``ActivityScheduled`` is durable before
 adds is turning cluster trouble into outcomes, never into a hang:
 
 - scheduler unreachable when an attempt is submitted: failed, ``spawn`` /
-  ``SchedulerUnreachable`` (a connection is tried again at most every few seconds);
+  ``SchedulerUnreachable``. Each attempt tries to connect (up to the connect timeout) or
+  shares the result of the connect another attempt has in flight; no refusal is remembered;
 - the worker running it leaves the scheduler (killed, crashed, cut off): failed,
-  ``exit`` / ``WorkerLost``; Dask's own rerun of the task elsewhere is refused by the
-  task (its claim is taken), so a retry is always a new attempt the retry policy chose;
-- the scheduler connection lost while it runs (a restarted scheduler): failed, ``exit`` /
-  ``SchedulerLost``; the next attempt connects again;
-- no worker at all for ``no_workers_s`` while it waits: failed, ``spawn`` / ``NoWorkers``;
-- ``cancel()`` and the timeouts release the task's key; the task then kills its child
-  (TERM, grace, KILL) and says ``ended``, which ``wait()`` waits for (grace + 5 s).
+  ``exit`` / ``WorkerLost``; Dask's own rerun of the task elsewhere finds the attempt's
+  claim taken (``Claim``) and runs nothing, so a retry is always a new attempt the retry
+  policy chose;
+- the scheduler connection lost while it runs (a restarted scheduler): Dask cancels the
+  client's futures: failed, ``exit`` / ``SchedulerLost``. Dask reconnects the same client;
+  the runner subscribes to its topic again on the new scheduler (Dask does not) and never
+  closes a client Dask is still reconnecting; one Dask closed (no futures left) is replaced;
+- no worker at all, for ``no_workers_s`` counted from its submission, while it waits:
+  withdrawn (its claim taken back) and failed, ``spawn`` / ``NoWorkers``;
+- ``cancel()`` and the timeouts first withdraw the attempt: taken back before its task
+  took the claim, it never runs and is recorded at once; otherwise its key is released, the
+  task kills its child (TERM, grace, KILL) and says ``ended``, which ``wait()`` waits for
+  (grace + 5 s; past that the outcome says the worker did not confirm it stopped).
+
+A ``Claim`` is closed at every end, so the scheduler forgets it; only a supervisor killed
+while attempts were in flight leaves theirs (a few bytes each, until the scheduler restarts).
+A background thread asks the scheduler for its workers every second, also while idle.
 
 This module never touches histories, and imports ``distributed`` only when a runner is made.
 """
@@ -34,7 +45,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, NamedTuple, Union
 
 from localflow.errors import ExitCode, LocalFlowError
 from localflow.runner import environment
@@ -44,8 +55,8 @@ from localflow.runner.subprocess_runner import AttemptOutcome, AttemptSpec, Runn
 from localflow.store import safe
 
 STEPS = ("call", "all")  # which steps go to the cluster: `call` steps only, or `run` steps too
-_RECONNECT_EVERY_S = 2.0  # after a failed connection, attempts fail at once for this long
 _POLL_S = 1.0  # how often the scheduler is asked which workers it has
+_CLAIM_TIMEOUT_S = 5.0  # for the scheduler's answer about an attempt's claim
 _ENDED_WAIT_S = 5.0  # after a cancel: wait for the task's `ended` this much longer than the grace period
 _BACKSTOP_S = 10.0  # past its timeout and grace, an attempt that said nothing is stopped from here
 _RESULT_WAIT_S = 30.0
@@ -88,21 +99,19 @@ class DaskRunner:
         self.log = log or (lambda message: None)
         self.local = LocalRunner(home, workers)
         self.topic = f"localflow-{uuid.uuid4().hex[:12]}"
+        # the connection: one client at a time; guarded by _cond (never held across network I/O)
+        self._cond = threading.Condition()
         self._client: Any = None
-        self._client_guard = threading.Lock()
-        self._scheduler_id: Union[str, None] = None
-        self._stale = False
-        self._refused_until = 0.0
-        self._refusal = ""
-        self._guard = threading.Lock()
+        self._connecting = False  # a connect is in flight (other attempts wait for its result)
+        self._refusal = ""  # why the last connect failed
+        self._subscribed: tuple = ()  # (client, scheduler id) the topic was last subscribed on
+        self._guard = threading.Lock()  # the attempts and what the scheduler last said about workers
         self._attempts: dict[str, RemoteAttempt] = {}
         self._workers: frozenset = frozenset()
         self._info_at = 0.0  # monotonic time of the last answer about workers
         self._workers_seen_at = time.monotonic()
         self._closed = threading.Event()
-        self._janitor: queue.Queue = queue.Queue()  # claims to clear, off the attempt threads
         threading.Thread(target=self._monitor, name="lf-dask-monitor", daemon=True).start()
-        threading.Thread(target=self._clear_claims, name="lf-dask-claims", daemon=True).start()
 
     # --- the Runner protocol ----------------------------------------------------
 
@@ -114,31 +123,44 @@ class DaskRunner:
     def kill_orphans(self, tag: str, pid: Union[int, None], proc_start: Union[str, None]) -> int:
         return kill_orphaned_attempt(tag, pid, proc_start)  # attempts that ran here (run steps)
 
-    def kill_remote_orphans(self, worker: str, workflow_id: str, step: str, attempt: int,
-                            pid: Union[int, None], proc_start: Union[str, None]) -> Union[int, None]:
-        """Kill what a crashed supervisor's attempt left on ``worker``: how many processes, or None when
-        that worker cannot be reached (gone from the scheduler, or the scheduler unreachable)."""
+    def kill_remote_orphans(self, orphans: list[RemoteOrphan]) -> list[Union[int, None]]:
+        """Kill what crashed supervisors' attempts left on the cluster, all at once, within one deadline
+        (connect timeout + 5 s): per orphan, how many processes, or None when its worker (or the
+        scheduler) cannot be reached. An orphan without a worker (its ActivityStarted never recorded)
+        is looked for by its tag on every worker. Never called under a workflow's lock."""
+        results: list[Union[int, None]] = [None] * len(orphans)
+        if not orphans:
+            return results
+        try:
+            client = self.client()
+            workers = set(client.scheduler_info(n_workers=-1).get("workers", {}))
+        except Exception:  # noqa: BLE001 - unreachable: nothing can be done from here
+            return results
+        threads = []
+        for index, orphan in enumerate(orphans):
+            if orphan.worker is not None and orphan.worker not in workers:
+                continue  # gone from the scheduler: None
+            thread = threading.Thread(target=self._kill_remote, args=(client, orphan, results, index),
+                                      name="lf-dask-orphan", daemon=True)
+            thread.start()
+            threads.append(thread)
+        deadline = time.monotonic() + self.connect_timeout_s + 5
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return list(results)
+
+    def _kill_remote(self, client: Any, orphan: RemoteOrphan, results: list, index: int) -> None:
         from localflow.runner.dask_task import kill_orphan
 
         try:
-            client = self.client()
-            if worker not in client.scheduler_info(n_workers=-1).get("workers", {}):
-                return None
-        except Exception:  # noqa: BLE001 - unreachable: nothing can be done from here
-            return None
-        box: list = []
-
-        def run() -> None:
-            try:
-                box.append(client.run(kill_orphan, str(self.home), workflow_id, step, attempt, pid, proc_start,
-                                      workers=[worker], on_error="return").get(worker))
-            except Exception:  # noqa: BLE001
-                pass
-
-        thread = threading.Thread(target=run, name="lf-dask-orphan", daemon=True)
-        thread.start()
-        thread.join(self.connect_timeout_s + 5)
-        return box[0] if box and isinstance(box[0], int) else None
+            answers = client.run(kill_orphan, str(self.home), orphan.workflow_id, orphan.step, orphan.attempt,
+                                 orphan.pid, orphan.proc_start, on_error="return",
+                                 workers=None if orphan.worker is None else [orphan.worker])
+        except Exception:  # noqa: BLE001
+            return
+        counts = [n for n in answers.values() if isinstance(n, int)]
+        if orphan.worker is None or counts:
+            results[index] = sum(counts)
 
     def warm(self) -> None:
         """Start the local pool, and connect now (in the background), saying whether it worked."""
@@ -146,21 +168,20 @@ class DaskRunner:
 
         def connect() -> None:
             try:
-                client = self.client()
+                self.client()
                 count = len(self._workers)
                 self.log(f"dask: connected to {self.scheduler} ({count} worker{'s' if count != 1 else ''})")
             except ClusterUnreachable as exc:
                 self.log(f"dask: {exc}; call steps fail (SchedulerUnreachable) and retry per their policy "
                          f"until it is reachable")
-            else:
-                del client
 
         threading.Thread(target=connect, name="lf-dask-connect", daemon=True).start()
 
     def close(self) -> None:
         self._closed.set()
-        with self._client_guard:
+        with self._cond:
             client, self._client = self._client, None
+            self._cond.notify_all()
         if client is not None:
             _close_quietly(client)
         self.local.close()
@@ -168,50 +189,95 @@ class DaskRunner:
     # --- the connection -----------------------------------------------------------
 
     def client(self) -> Any:
-        """A connected client (one for the runner), or ClusterUnreachable saying why not."""
-        with self._client_guard:
-            client = self._client
-            if client is not None and client.status == "running" and not self._stale:
-                return client
-            if client is not None:
-                self._client = None
-                threading.Thread(target=_close_quietly, args=(client,), daemon=True).start()
-            if time.monotonic() < self._refused_until:
-                raise ClusterUnreachable(self._refusal)
-            from distributed import Client
+        """A connected client (one for the runner), or ClusterUnreachable saying why not.
 
-            try:
-                client = Client(self.scheduler, timeout=self.connect_timeout_s, set_as_default=False)
-                info = client.scheduler_info(n_workers=-1)
-            except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, a bad address (ValueError)...
-                self._refused_until = time.monotonic() + _RECONNECT_EVERY_S
-                self._refusal = (f"could not reach the Dask scheduler at {self.scheduler} "
-                                 f"({type(exc).__name__}: {str(exc).strip() or 'no answer'}); is `dask scheduler` "
-                                 f"running there?")
-                raise ClusterUnreachable(self._refusal) from None
-            client.subscribe_topic(self.topic, self._on_event)
-            self._scheduler_id, self._stale = info.get("id"), False
-            self._note_workers(info)
+        Every caller either tries to connect itself (bounded by the connect timeout) or waits
+        for the connect already in flight and shares its result: no refusal is remembered.
+        A client is replaced only once Dask has closed it (its futures are then cancelled):
+        one that Dask is reconnecting is waited for, never closed under running attempts.
+        """
+        deadline = time.monotonic() + self.connect_timeout_s
+        with self._cond:
+            while True:
+                if self._closed.is_set():
+                    raise ClusterUnreachable("the executor is shutting down")
+                client = self._client
+                status = None if client is None else client.status
+                if status == "running":
+                    self._subscribe(client)
+                    return client
+                if status in ("connecting", "newly-created"):  # Dask reconnecting it (a restarted scheduler)
+                    if time.monotonic() >= deadline:
+                        raise ClusterUnreachable(
+                            f"lost the connection to the Dask scheduler at {self.scheduler}; it was not back "
+                            f"within {self.connect_timeout_s:g}s")
+                    self._cond.wait(0.1)
+                    continue
+                if client is not None:  # closed by Dask after a failed reconnect: no futures left on it
+                    self._client = None
+                    threading.Thread(target=_close_quietly, args=(client,), daemon=True).start()
+                if not self._connecting:
+                    self._connecting = True
+                    break
+                while self._connecting:  # another attempt is connecting: its result is ours too
+                    self._cond.wait()
+                if self._client is None:
+                    raise ClusterUnreachable(f"{self._refusal} (tried by another attempt at the same time)")
+        return self._connect()
+
+    def _connect(self) -> Any:
+        from distributed import Client
+
+        client = None
+        try:
+            client = Client(self.scheduler, timeout=self.connect_timeout_s, set_as_default=False)
+            info = client.scheduler_info(n_workers=-1)
+        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, a bad address (ValueError)...
+            if client is not None:
+                _close_quietly(client)
+            refusal = (f"could not reach the Dask scheduler at {self.scheduler} within {self.connect_timeout_s:g}s "
+                       f"({type(exc).__name__}: {str(exc).strip() or 'no answer'}); is `dask scheduler` "
+                       f"running there?")
+            with self._cond:
+                self._connecting, self._refusal = False, refusal
+                self._cond.notify_all()
+            raise ClusterUnreachable(refusal) from None
+        with self._cond:
+            self._connecting = False
+            self._cond.notify_all()
+            if self._closed.is_set():
+                threading.Thread(target=_close_quietly, args=(client,), daemon=True).start()
+                raise ClusterUnreachable("the executor is shutting down")
             self._client = client
-            return client
+            self._subscribe(client)
+        self._note_workers(info)
+        return client
+
+    def _subscribe(self, client: Any) -> None:
+        """(Under _cond.) Subscribe to the tasks' topic on this client's scheduler, once per scheduler:
+        Dask's reconnect to a restarted scheduler does not subscribe again by itself."""
+        identity = getattr(client, "_scheduler_identity", None) or {}
+        where = (id(client), identity.get("id"))
+        if where != self._subscribed:
+            client.subscribe_topic(self.topic, self._on_event)  # (a non-blocking send)
+            self._subscribed = where
 
     def _monitor(self) -> None:
-        """Ask the scheduler which workers it has, every second while attempts run."""
+        """Ask the scheduler which workers it has, every second (also while idle, so that "no worker
+        since" is measured, not guessed); subscribe again after a reconnect."""
         while not self._closed.wait(_POLL_S):
-            client = self._client
-            with self._guard:
-                busy = bool(self._attempts)
-            if client is None or not busy:
-                continue
-            if client.status != "running":
-                self._stale = True  # it lost the scheduler; its futures are cancelled, the next one reconnects
-                continue
-            try:
-                info = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=5)
+            with self._cond:
+                client = self._client
+                if client is None or client.status != "running":
+                    continue  # none yet, or Dask reconnecting it: its futures show the loss
+                try:
+                    self._subscribe(client)
+                except Exception:  # noqa: BLE001 - closing under us: the next round sees it
+                    continue
+            try:  # (short: a slow answer must not delay WorkerLost for long)
+                info = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=_POLL_S * 2)
             except Exception:  # noqa: BLE001 - a slow answer; the connection's own loss shows in the futures
                 continue
-            if info.get("id") != self._scheduler_id:
-                self._stale = True  # a restarted scheduler: this client's subscription is gone with the old one
             self._note_workers(info)
 
     def _note_workers(self, info: dict) -> None:
@@ -227,11 +293,14 @@ class DaskRunner:
         with self._guard:
             return self._info_at > since and address not in self._workers
 
-    def no_workers_for(self) -> float:
+    def no_workers_since(self, since: float) -> float:
+        """For how long, counted from ``since`` (monotonic), the scheduler has had no worker at all."""
         with self._guard:
-            return 0.0 if self._workers else time.monotonic() - self._workers_seen_at
+            if self._workers or self._info_at <= since:
+                return 0.0
+            return self._info_at - max(since, self._workers_seen_at)
 
-    # --- messages from tasks ----------------------------------------------------------
+    # --- messages from tasks, claims ----------------------------------------------------
 
     def _on_event(self, event: Any) -> None:
         """On the client's event loop: hand the message to its attempt (never block here)."""
@@ -251,20 +320,51 @@ class DaskRunner:
         with self._guard:
             self._attempts.pop(key, None)
 
-    def clear_claim(self, name: str) -> None:
-        self._janitor.put(name)
 
-    def _clear_claims(self) -> None:
-        from distributed import Event
+class RemoteOrphan(NamedTuple):
+    """An attempt a crashed supervisor left on the cluster (``worker`` None: where is not known)."""
 
-        while True:
-            name = self._janitor.get()
-            client = self._client
-            if client is None or client.status != "running":
-                continue
+    worker: Union[str, None]
+    workflow_id: str
+    step: str
+    attempt: int
+    pid: Union[int, None]
+    proc_start: Union[str, None]
+
+
+class Claim:
+    """An attempt's claim: one token in a Dask ``Queue`` named after its key, put there before the
+    task is submitted. Whoever takes the token first (``Queue.get(batch=True)``, atomic on the
+    scheduler) owns the attempt: the task (it runs it) or the supervisor withdrawing it (it never
+    runs). Dask's rerun of a task finds no token and runs nothing. Closed at the attempt's end:
+    the scheduler then forgets the queue (each holder's close drops one reference)."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        from distributed import Queue
+
+        self.name = name
+        self._queue = Queue(name, client=client)
+        self._closed = False
+        try:
+            self._queue.put(1, callback_timeout=_CLAIM_TIMEOUT_S)
+        except BaseException:
+            self.close()
+            raise
+
+    def withdraw(self) -> Union[bool, None]:
+        """Take the token back: True (the task never took it, and never will), False (the task took
+        it), None (the scheduler did not answer)."""
+        try:
+            return bool(self._queue.get(batch=True, callback_timeout=_CLAIM_TIMEOUT_S))
+        except Exception:  # noqa: BLE001
+            return None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
             try:
-                Event(name, client=client).clear()
-            except Exception:  # noqa: BLE001 - a claim left set costs the scheduler a few bytes
+                self._queue.close()  # (a non-blocking send; a lost scheduler forgot it anyway)
+            except Exception:  # noqa: BLE001
                 pass
 
 
@@ -297,6 +397,8 @@ class RemoteAttempt:
         self._last_details: Any = spec.heartbeat_details
         self.key = f"lf-{spec.workflow_id}-{spec.step}-{spec.attempt}-{uuid.uuid4().hex[:8]}"
         self.future: Any = None
+        self.claim: Union[Claim, None] = None
+        self._taken = False  # its task is known to have taken its claim
         self._early: Union[AttemptOutcome, None] = None
         try:
             client = runner.client()
@@ -306,9 +408,12 @@ class RemoteAttempt:
         payload = self._payload(values)
         runner.register(self.key, self)
         try:
+            self.claim = Claim(client, payload["claim"])
             self.future = client.submit(run_attempt, payload, key=self.key, pure=False, retries=0)
         except Exception as exc:  # noqa: BLE001 - the connection went between the check and the submit
             runner.forget(self.key)
+            if self.claim is not None:
+                self.claim.close()
             self._early = self._failed("spawn", f"could not submit it to the Dask scheduler at {runner.scheduler}: "
                                                 f"{type(exc).__name__}: {exc}", "SchedulerUnreachable")
             return
@@ -346,6 +451,8 @@ class RemoteAttempt:
             return redacted(self._wait(), self._secret_values)
         finally:
             self.runner.forget(self.key)
+            if self.claim is not None:
+                self.claim.close()
             for fd in (self._out, self._err):
                 try:
                     os.close(fd)
@@ -406,19 +513,31 @@ class RemoteAttempt:
             if time.monotonic() - self._started_at > limit:
                 return self._stop("timeout", f"timed out after {self.spec.timeout_ms / 1000:g}s (its Dask worker "
                                              f"{worker} did not report its end)")
-        elif self.runner.no_workers_for() > self.runner.no_workers_s:
+        elif not self._taken and self.runner.no_workers_since(self._submitted) > self.runner.no_workers_s:
+            withdrawn = self._withdraw()
+            if not withdrawn:  # its task took the claim (it runs after all: its `started` is on the way),
+                self._taken = withdrawn is False  # or the scheduler did not answer (asked again later)
+                return None
             self._release()
-            return self._failed("spawn", f"no Dask worker has been connected to the scheduler at "
-                                         f"{self.runner.scheduler} for {self.runner.no_workers_s:g}s; not run",
-                                "NoWorkers")
+            return self._failed("spawn", f"no Dask worker was connected to the scheduler at "
+                                         f"{self.runner.scheduler} for {self.runner.no_workers_s:g}s after it was "
+                                         f"submitted; not run", "NoWorkers")
         return None
 
+    def _withdraw(self) -> Union[bool, None]:
+        return None if self.claim is None else self.claim.withdraw()
+
     def _stop(self, kind: str, message: str) -> AttemptOutcome:
-        """Release the task (its worker kills the child) and wait for it to say it ended."""
-        self._release()
-        if self.where is not None and self.future is not None:
-            if not self._ended(time.monotonic() + self.spec.grace_s + _ENDED_WAIT_S):
-                message += f" (its Dask worker {self.where['worker']} did not confirm it stopped)"
+        """Stop it and record it only once it is known not to run: withdrawn before its task took the
+        claim (it never runs), or its task said ``ended`` (its child is gone) within grace + 5 s."""
+        if self.future is None:
+            return self._failed(kind, message)
+        withdrawn = self._withdraw()
+        self._release()  # (its worker, if it runs it, sees the key released and kills the child)
+        if not withdrawn and not self._ended(time.monotonic() + self.spec.grace_s + _ENDED_WAIT_S):
+            worker = (self.where or {}).get("worker")
+            message += (f" (its Dask worker {worker} did not confirm it stopped)" if worker else
+                        " (it may have started on a Dask worker, which did not confirm it stopped)")
         return self._failed(kind, message)
 
     def _ended(self, deadline: float) -> bool:
@@ -462,7 +581,6 @@ class RemoteAttempt:
             return self._failed("exit", f"its Dask worker {where} was lost while it ran; Dask started it again on "
                                         f"{reply.get('worker')}, which was refused (a retry is a new attempt)",
                                 "WorkerLost")
-        self.runner.clear_claim(f"lf-claim-{self.key}")
         self._started(reply)  # (if its `started` message has not come yet: recorded before the outcome)
         self._beat(reply.get("heartbeat"))
         for fd, text in ((self._out, reply.get("stdout")), (self._err, reply.get("stderr"))):

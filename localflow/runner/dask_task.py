@@ -19,16 +19,19 @@ goes to a pool of localflow worker processes kept by this Dask worker process
   SIGKILL leaves it running (docs/cluster.md says so); ``kill_orphan`` finds it by
   its tag when the supervisor reaches that worker again.
 
-A retry is always a new, recorded attempt: the task first claims its key (a Dask
-``Event`` named after it); if Dask runs the task a second time (it reschedules the
-tasks of a worker that died), the claim is already taken and the rerun returns
-``{"rerun": true}`` without running anything; the supervisor records the attempt as
-failed (``WorkerLost``) and its retry policy decides.
+A retry is always a new, recorded attempt: the task first takes its attempt's claim (the
+one token of a Dask ``Queue`` named after its key, which the supervisor put there); if Dask
+runs the task a second time (it reschedules the tasks of a worker that died), or the
+supervisor withdrew the attempt first, there is no token and the task returns
+``{"rerun": true}`` without running anything.
+
+It never raises (Dask would log its arguments, secret values filled in, with the error),
+and the attempt's stdin file is unlinked as soon as the child has it open.
 
 Messages to the supervisor go through ``Worker.log_event`` on the runner's topic:
 ``started`` (worker address, pid, start time), ``heartbeat`` (details, at most one a
-second, the last one always comes back with the result) and ``ended`` (after the
-child is gone). The attempt's stdout and stderr are written to files in a temporary
+second, the last one always comes back with the result) and ``ended`` (sent by every
+task that took its claim, once its child is gone or was never started). The attempt's stdout and stderr are written to files in a temporary
 folder on the worker and returned with the result (the last MiB of each).
 """
 
@@ -54,18 +57,40 @@ _pools_guard = threading.Lock()
 
 
 def run_attempt(payload: dict) -> dict:
-    """The Dask task: one attempt, watched until it ends or is no longer wanted."""
-    from distributed import get_worker
+    """The Dask task: one attempt, watched until it ends or is no longer wanted.
 
-    worker = get_worker()
+    It never raises: Dask would log the task's arguments (secret values filled in) with the
+    exception. Anything unexpected comes back as a failed outcome instead."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except Exception as exc:  # noqa: BLE001 - not on a worker
+        return _refused(None, f"not run on a Dask worker ({type(exc).__name__})")
+    try:
+        return _run(worker, payload)
+    except BaseException as exc:  # noqa: BLE001 - see above; its message only, never its arguments
+        return _refused(worker, f"the task failed on the Dask worker {worker.address}: {type(exc).__name__}: {exc}")
+
+
+def _run(worker: Any, payload: dict) -> dict:
     key = worker.get_current_task()
-    if not _claim(payload["claim"]):
+    if not _claim(payload["claim"]):  # Dask's rerun, or withdrawn by the supervisor: nothing runs
         return {"rerun": True, "worker": worker.address}
-    home = Path(payload["home"])
-    if not home.is_dir():
-        return _refused(worker, f"the home {home} does not exist on the Dask worker {worker.address} "
-                                f"(the worker needs the home's flows/ at the same path)")
     relay = _Relay(worker, payload["topic"], key)
+    try:
+        home = Path(payload["home"])
+        if not home.is_dir():
+            return _refused(worker, f"the home {home} does not exist on the Dask worker {worker.address} "
+                                    f"(the worker needs the home's flows/ at the same path)")
+        if not _wanted(worker, key):  # released between its claim and here: never started
+            return _refused(worker, "not started: its Dask task was released first")
+        return _run_claimed(worker, payload, key, relay)
+    finally:
+        relay.send("ended")  # (after the child is gone: whatever was claimed is over)
+
+
+def _run_claimed(worker: Any, payload: dict, key: Any, relay: "_Relay") -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="lf-attempt-"))
     try:
         spec = _spec(payload, scratch, relay.heartbeat)
@@ -73,11 +98,12 @@ def run_attempt(payload: dict) -> dict:
             running = _start(spec, payload, worker)
         except (OSError, ValueError) as exc:
             return _refused(worker, f"could not start it on {worker.address}: {exc}")
+        finally:  # its stdin (secret values filled in) stays off this disk: the process holds it open
+            spec.stdin_path.unlink(missing_ok=True)
         where = {"worker": worker.address, "pid": running.pid, "pgid": running.pgid,
                  "proc_start": running.proc_start}
         relay.send("started", **where)
         outcome = _watch(worker, key, running)
-        relay.send("ended")
         return {"ok": outcome.ok, "result": outcome.result, "error": outcome.error,
                 "duration_ms": outcome.duration_ms, "heartbeat": relay.last, **where,
                 "stdout": _tail(spec.stdout_path), "stderr": _tail(spec.stderr_path)}
@@ -87,19 +113,24 @@ def run_attempt(payload: dict) -> dict:
 
 def kill_orphan(home: str, workflow_id: str, step: str, attempt: int, pid: Union[int, None],
                 proc_start: Union[str, None]) -> int:
-    """On a worker (``Client.run``): kill what is left of an attempt a crashed supervisor started here."""
+    """On a worker (``Client.run``): kill what is left of an attempt a crashed supervisor started here.
+
+    Always by the attempt's tag; by its session too only when ``pid`` is given (a ``run`` step's
+    own process). A ``call``'s recorded pid is a long-lived pool worker that may run another
+    attempt by now, so the supervisor never passes it (its own task stops the call)."""
     return len(kill_attempt(attempt_tag(home, workflow_id, step, attempt), pid, proc_start))
 
 
 def _claim(name: str) -> bool:
-    """True the first time this attempt's task runs anywhere; False for Dask's rerun of it."""
-    from distributed import Event
+    """Take the attempt's claim token (runner/dask_runner.py, ``Claim``): True once, for the first
+    taker; False for Dask's rerun of the task, or when the supervisor withdrew the attempt."""
+    from distributed import Queue
 
-    claim = Event(name)
-    if claim.is_set():
-        return False
-    claim.set()
-    return True
+    claim = Queue(name)
+    try:
+        return bool(claim.get(batch=True))
+    finally:
+        claim.close()
 
 
 def _spec(payload: dict, scratch: Path, on_heartbeat: Any) -> AttemptSpec:
@@ -157,7 +188,7 @@ def _wanted(worker: Any, key: Any) -> bool:
 
 def _refused(worker: Any, message: str) -> dict:
     return {"ok": False, "error": {"kind": "spawn", "message": message, "exit_code": None},
-            "duration_ms": 0, "worker": worker.address, "pid": None, "pgid": None, "proc_start": None,
+            "duration_ms": 0, "worker": getattr(worker, "address", None), "pid": None, "pgid": None, "proc_start": None,
             "stdout": "", "stderr": "", "heartbeat": None}
 
 

@@ -193,7 +193,8 @@ class Executor:
             if held is not None:
                 return held
         now = self.engine.clock()
-        tx = self.engine.transact(workflow_id, lambda state: self._recover(state, now))
+        remote = self._kill_remote_orphans_first(workflow_id)  # (a cluster's, over the network: not under the lock)
+        tx = self.engine.transact(workflow_id, lambda state: self._recover(state, now, remote))
         if tx.appended:
             self.on_events(workflow_id, tx.appended)
         if tx.state.held:  # (a workflow imported again under an id this process knew unheld)
@@ -221,7 +222,7 @@ class Executor:
             self.wakeups.clear(TimerMarker(timer.fire_at, workflow_id, timer.timer))
         return state
 
-    def _recover(self, state: WorkflowState, now: int) -> list[ev.Event]:
+    def _recover(self, state: WorkflowState, now: int, remote: Union[dict, None] = None) -> list[ev.Event]:
         """World events the history is missing: lost attempts, fired timers, finished children."""
         found: list[ev.Event] = []
         if state.held:
@@ -242,7 +243,7 @@ class Executor:
             if attempt.pid is None and wanted and attempt.scheduled_at >= self._since:
                 continue  # scheduled while this executor held the slot: never spawned by another
             # every process of the attempt, by its tag and (if the history names it) its session
-            killed = self._kill_orphans(state.workflow_id, step, attempt)
+            killed = self._kill_orphans(state.workflow_id, step, attempt, remote)
             processes = f"{killed} process{'es' if killed != 1 else ''}"
             if attempt.pid is None and killed:  # spawned, but a crash came before its pid was recorded
                 self.log(f"{name} was started but its pid never recorded; killed {processes} of it")
@@ -275,16 +276,56 @@ class Executor:
                 found.append(outcome)
         return found
 
-    def _kill_orphans(self, workflow_id: str, step: str, attempt: Attempt) -> Union[int, None]:
+    def _kill_orphans(self, workflow_id: str, step: str, attempt: Attempt,
+                      remote: Union[dict, None] = None) -> Union[int, None]:
         """Kill what is left of an attempt a crashed executor started: how many processes (None: it ran
-        on a Dask worker that cannot be reached from here; its pid is that machine's, never signalled here)."""
+        on a Dask worker that cannot be reached from here; its pid is that machine's, never signalled here).
+
+        On a cluster the remote part was done before the lock was taken (``remote``, from
+        ``_kill_remote_orphans_first``); an attempt that became an orphan in between is killed here."""
+        cluster = getattr(self.runner, "kill_remote_orphans", None)  # runner/dask_runner.py
+        local = None
         if attempt.worker is None:
-            return self.runner.kill_orphans(attempt_tag(self.paths.home, workflow_id, step, attempt.number),
-                                            attempt.pid, attempt.proc_start)
-        remote = getattr(self.runner, "kill_remote_orphans", None)  # runner/dask_runner.py
-        if remote is None:
+            local = self.runner.kill_orphans(attempt_tag(self.paths.home, workflow_id, step, attempt.number),
+                                             attempt.pid, attempt.proc_start)
+            if cluster is None or attempt.pid is not None:
+                return local  # (a pid and no worker: it ran here)
+        if cluster is None:
             return None
-        return remote(attempt.worker, workflow_id, step, attempt.number, attempt.pid, attempt.proc_start)
+        key = (workflow_id, step, attempt.number)
+        if remote is not None and key in remote:
+            far = remote[key]
+        else:
+            far = cluster([_remote_orphan(workflow_id, step, attempt)])[0]
+        if local is None:
+            return far
+        return local + (far or 0)
+
+    def _kill_remote_orphans_first(self, workflow_id: str) -> Union[dict, None]:
+        """On a cluster: kill the remote leftovers of this workflow's orphaned attempts, all at once and
+        without holding its lock; {(workflow, step, attempt): processes killed, or None}."""
+        cluster = getattr(self.runner, "kill_remote_orphans", None)
+        if cluster is None:
+            return None
+        state = self.engine.cached_state(workflow_id)
+        if state is None:
+            try:
+                state = self.engine.state_of(workflow_id)
+            except LocalFlowError:
+                return None  # (the transaction says what is wrong with it)
+        if state.held:
+            return None
+        orphans = []
+        with self._guard:
+            unrecorded = set(self._unrecorded)
+        for step, attempt in state.pending_attempts():
+            if self._is_running(workflow_id, step, attempt.number) or (workflow_id, step, attempt.number) in unrecorded:
+                continue
+            if attempt.worker is not None or (attempt.pid is None and attempt.scheduled_at < self._since):
+                orphans.append(((workflow_id, step, attempt.number), _remote_orphan(workflow_id, step, attempt)))
+        if not orphans:
+            return {}
+        return dict(zip([k for k, _ in orphans], cluster([o for _, o in orphans])))
 
     def _child_outcome(self, child: StepState) -> Union[ev.Event, None]:
         try:
@@ -666,6 +707,18 @@ class Executor:
         close = getattr(self.runner, "close", None)
         if close is not None:
             close()
+
+
+
+def _remote_orphan(workflow_id: str, step: str, attempt: Attempt) -> tuple:
+    """What a cluster needs to find an orphaned attempt (runner/dask_runner.py ``RemoteOrphan``). A
+    ``call``'s pid is a long-lived pool worker on the Dask worker, which may run another attempt by
+    now: it is never passed, so only what carries this attempt's tag is killed."""
+    from localflow.runner.dask_runner import RemoteOrphan
+
+    pid = None if attempt.call is not None else attempt.pid
+    return RemoteOrphan(attempt.worker, workflow_id, step, attempt.number, pid,
+                        None if pid is None else attempt.proc_start)
 
 
 def _stamp(path: os.PathLike) -> Union[tuple, None]:

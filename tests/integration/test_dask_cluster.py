@@ -4,7 +4,8 @@ One `dask scheduler` and two `dask worker` processes (one process of 4 threads e
 started for the module; each test runs a flow of `call` steps on them under a real
 supervisor and checks the history, the logs and the process table: a fan-out of 20, a
 worker killed mid-run, the supervisor killed with SIGKILL mid-run and restarted, a cancel
-while tasks run remotely, the scheduler down at start. docs/cluster.md describes what
+while tasks run (and wait) remotely, a timeout enforced remotely, the scheduler down at
+start, and (on a cluster of its own) the scheduler restarted mid-run. docs/cluster.md describes what
 these tests observe. Skipped (with the reason) where the dask extra is not installed.
 """
 
@@ -42,6 +43,24 @@ FNS = """
         return {"i": i}
 """
 
+SLOW = """flow Slow
+  input n = 2
+  input seconds = 3
+  for i in range(n) parallel 4:
+    step nap:
+      call fns.nap(i=i, seconds=seconds)
+      retry 6 every 1s
+  return "ok"
+"""
+
+TIMED = """flow Timed
+  input pids = ""
+  step nap:
+    call fns.nap(i=0, seconds=60, pids=pids)
+    timeout 1s
+  return "ok"
+"""
+
 FAN = """flow Fan
   input n = 20
   input seconds = 0.3
@@ -63,14 +82,14 @@ def free_port() -> int:
 class Cluster:
     """A scheduler and its workers, as real processes; workers are started again when a test killed one."""
 
-    def __init__(self, tmp) -> None:
+    def __init__(self, tmp, workers: int = 2) -> None:
         self.tmp = tmp
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.scheduler = self._spawn("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port",
                                                    self.address.rsplit(":", 1)[1], "--no-dashboard"])
         self.workers: dict[str, subprocess.Popen] = {}
-        self.ensure_workers()
+        self.ensure_workers(workers)
 
     def _spawn(self, name: str, argv: list) -> subprocess.Popen:
         log = open(self.tmp / f"{name}-{time.monotonic_ns()}.log", "w")
@@ -82,7 +101,12 @@ class Cluster:
         with Client(self.address, timeout=10, set_as_default=False) as client:
             return set(client.scheduler_info(n_workers=-1)["workers"])
 
-    def ensure_workers(self, count: int = 2) -> None:
+    def ensure_workers(self, count: int = 2, fresh: bool = False) -> None:
+        if fresh:  # (workers that lost their scheduler: gone, or on their way out)
+            for process in self.workers.values():
+                process.kill()
+                process.wait()
+            self.workers = {}
         self.workers = {a: p for a, p in self.workers.items() if p.poll() is None}
         for _ in range(count - len(self.workers)):
             port = free_port()
@@ -91,6 +115,14 @@ class Cluster:
                                              "--worker-port", str(port)])
             self.workers[f"tcp://127.0.0.1:{port}"] = process
         wait_for(lambda: set(self.workers) <= self.addresses(), timeout=60, interval=0.3, what="dask workers")
+
+    def restart_scheduler(self, pause: float = 0) -> None:
+        """Kill the scheduler and start a new one at the same address (its workers close with it)."""
+        self.scheduler.kill()
+        self.scheduler.wait()
+        time.sleep(pause)
+        self.scheduler = self._spawn("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port",
+                                                   self.address.rsplit(":", 1)[1], "--no-dashboard"])
 
     def close(self) -> None:
         for process in [*self.workers.values(), self.scheduler]:
@@ -113,6 +145,8 @@ def fan_home(home):
     path = home / "flows" / "fns.py"
     path.write_text(textwrap.dedent(FNS))
     write_flow(home, "Fan", FAN)
+    write_flow(home, "Slow", SLOW)
+    write_flow(home, "Timed", TIMED)
     (home / "pids").mkdir()
     return home
 
@@ -130,8 +164,8 @@ def status(home, workflow_id):
     return next((t for t in ("WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled") if t in types), None)
 
 
-def start(home, *args):
-    done = lf(home, "start", "Fan", *args)
+def start(home, *args, flow="Fan"):
+    done = lf(home, "start", flow, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -162,20 +196,35 @@ def test_a_parallel_fan_out_of_callables_runs_on_the_cluster_and_says_where(fan_
     assert f"dask: connected to {cluster.address} (2 workers)" in sup.output()
 
 
-def test_cancel_stops_the_work_running_on_the_workers(fan_home, supervisor, cluster):
+def test_cancel_stops_the_work_running_on_the_workers_and_withdraws_what_waits(fan_home, supervisor, cluster):
     on_cluster(supervisor, cluster)
-    wf = start(fan_home, "--id", "cancel1", "-i", "n=4", "-i", "seconds=60", "-i", f"pids={fan_home / 'pids'}")
-    wait_for(lambda: len(records(fan_home, wf, "ActivityStarted")) == 4 and len(remote_pids(fan_home)) == 4,
-             timeout=30, what="4 remote attempts")
+    # 10 attempts on 8 Dask threads: 8 run, 2 wait in the scheduler's queue
+    wf = start(fan_home, "--id", "cancel1", "-i", "n=10", "-i", "seconds=60", "-i", f"pids={fan_home / 'pids'}")
+    wait_for(lambda: len(records(fan_home, wf, "ActivityStarted")) == 8 and len(remote_pids(fan_home)) == 8,
+             timeout=30, what="8 remote attempts")
     pids = remote_pids(fan_home)
     assert lf(fan_home, "cancel", wf).returncode == 0
     wait_for(lambda: status(fan_home, wf), timeout=30, what="the cancel")
     assert status(fan_home, wf) == "WorkflowCancelled"
     failed = records(fan_home, wf, "ActivityFailed")
-    assert len(failed) == 4 and {f["error"]["kind"] for f in failed} == {"cancelled"}
-    # each attempt was recorded once its task said its child was gone
+    assert len(failed) == 10 and {f["error"]["kind"] for f in failed} == {"cancelled"}
+    # each running attempt was recorded once its task said its child was gone; each waiting one
+    # was withdrawn (its claim taken back) and never started anywhere
     assert [p for p in pids if alive(p)] == []
     assert all("did not confirm" not in f["error"]["message"] for f in failed)
+    time.sleep(1)
+    assert len(remote_pids(fan_home)) == 8 and len(records(fan_home, wf, "ActivityStarted")) == 8
+
+
+def test_a_timeout_stops_the_remote_process_before_it_is_recorded(fan_home, supervisor, cluster):
+    on_cluster(supervisor, cluster)
+    wf = start(fan_home, "--id", "timed1", "-i", f"pids={fan_home / 'pids'}", flow="Timed")
+    wait_for(lambda: status(fan_home, wf), timeout=30, what="the timeout")
+    assert status(fan_home, wf) == "WorkflowFailed"
+    [failed] = records(fan_home, wf, "ActivityFailed")
+    assert failed["error"]["kind"] == "timeout" and "did not confirm" not in failed["error"]["message"]
+    [pid] = remote_pids(fan_home)
+    assert not alive(pid)
 
 
 def test_supervisor_killed_mid_run_remote_work_stops_and_a_restart_retries_each_step_once(
@@ -202,11 +251,15 @@ def test_supervisor_killed_mid_run_remote_work_stops_and_a_restart_retries_each_
 
 def test_a_worker_killed_mid_run_fails_its_attempts_and_retries_run_elsewhere_once(fan_home, supervisor, cluster):
     on_cluster(supervisor, cluster)
-    wf = start(fan_home, "--id", "lost1", "-i", "n=8", "-i", "seconds=4")
+    wf = start(fan_home, "--id", "lost1", "-i", "n=8", "-i", "seconds=4", "-i", f"pids={fan_home / 'pids'}")
     wait_for(lambda: len(records(fan_home, wf, "ActivityStarted")) == 8, timeout=30, what="8 remote attempts")
     victim = Counter(r["worker"] for r in records(fan_home, wf, "ActivityStarted")).most_common(1)[0][0]
     on_victim = {r["step"] for r in records(fan_home, wf, "ActivityStarted") if r["worker"] == victim}
+    wait_for(lambda: len(remote_pids(fan_home)) == 8, timeout=30, what="8 remote processes")
+    ran_on_victim = {int(n.split(".")[1]) for n in os.listdir(fan_home / "pids") if f"nap[{n.split('.')[0]}]" in on_victim}
     cluster.workers[victim].kill()
+    # the killed worker's localflow workers (its calls) die with it: their lifeline closed
+    wait_for(lambda: not any(alive(p) for p in ran_on_victim), timeout=10, what="the victim's calls to die")
     wait_for(lambda: status(fan_home, wf), timeout=60, what="the workflow to end")
     assert status(fan_home, wf) == "WorkflowCompleted"
     each_step_completed_once(fan_home, wf, 8)
@@ -226,10 +279,15 @@ def test_scheduler_down_at_start_fails_attempts_with_a_clear_error_never_a_hang(
     wf = start(fan_home, "--id", "down1", "-i", "n=2")
     wait_for(lambda: status(fan_home, wf), timeout=60, what="the workflow to end")
     assert status(fan_home, wf) == "WorkflowFailed"
-    failed = records(fan_home, wf, "ActivityFailed")
-    assert len(failed) == 6  # 2 steps, 3 attempts each (retry 2)
-    assert {(f["error"]["kind"], f["error"].get("type")) for f in failed} == {("spawn", "SchedulerUnreachable")}
-    assert all(f"could not reach the Dask scheduler at {nowhere}" in f["error"]["message"] for f in failed)
+    # the step that used up its 3 attempts (retry 2) failed the workflow; the other may have been
+    # waiting for its retry then (cancelled before its next attempt started)
+    tried = [f for f in records(fan_home, wf, "ActivityFailed") if f["error"]["kind"] != "cancelled"]
+    per_step = Counter(f["step"] for f in tried)
+    assert set(per_step) == {"nap[0]", "nap[1]"} and sorted(per_step.values())[-1] == 3
+    assert all(1 <= count <= 3 for count in per_step.values())
+    assert {(f["error"]["kind"], f["error"].get("type")) for f in tried} == {("spawn", "SchedulerUnreachable")}
+    # each attempt tried to connect itself (no refusal remembered from an earlier one)
+    assert all(f"could not reach the Dask scheduler at {nowhere}" in f["error"]["message"] for f in tried)
     assert f"dask: could not reach the Dask scheduler at {nowhere}" in sup.output()
     assert "Traceback" not in sup.output()
 
@@ -238,3 +296,49 @@ def test_executor_dask_without_a_scheduler_is_a_usage_error(fan_home):
     done = lf(fan_home, "supervise", "--executor", "dask")
     assert done.returncode == 2 and "--executor dask needs --scheduler" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_scheduler_restarted_mid_run_or_idle_fails_only_the_running_attempts_and_later_ones_are_heard(
+        fan_home, supervisor, tmp_path):
+    own = Cluster(tmp_path, workers=1)  # (its own: its scheduler is restarted)
+    try:
+        on_cluster(supervisor, own)
+        first = start(fan_home, "--id", "restart1", flow="Slow")
+        wait_for(lambda: len(records(fan_home, first, "ActivityStarted")) == 2, timeout=30, what="2 remote attempts")
+        own.restart_scheduler()  # mid-run
+        own.ensure_workers(1, fresh=True)
+        wait_for(lambda: status(fan_home, first), timeout=60, what="the first workflow to end")
+        own.restart_scheduler(pause=1)  # while idle: the client reconnects with no attempt running
+        own.ensure_workers(1, fresh=True)
+        # Given the reconnected client: a workflow runs and its tasks are heard while they run (the
+        # topic was subscribed again on the new scheduler); one started meanwhile swaps no client
+        # from under it (which would cancel its tasks)
+        second = start(fan_home, "--id", "restart2", flow="Slow")
+        wait_for(lambda: status(fan_home, second) or len(records(fan_home, second, "ActivityStarted")) == 2,
+                 timeout=30, what="the second workflow's attempts to start")
+        third = start(fan_home, "--id", "restart3", flow="Slow")
+        wait_for(lambda: status(fan_home, second) and status(fan_home, third), timeout=60, what="both to end")
+    finally:
+        own.close()
+    for wf in (first, second, third):
+        assert status(fan_home, wf) == "WorkflowCompleted"
+        each_step_completed_once(fan_home, wf, 2)
+    lost = records(fan_home, first, "ActivityFailed")
+    assert {f["step"] for f in lost if f["error"].get("type") == "SchedulerLost" and f["attempt"] == 1} == \
+        {"nap[0]", "nap[1]"}
+    assert {f["error"].get("type") for f in lost} <= {"SchedulerLost", "SchedulerUnreachable", "NoWorkers"}
+    assert records(fan_home, second, "ActivityFailed") == records(fan_home, third, "ActivityFailed") == []
+    new_worker = set(own.workers)
+    for wf in (second, third):
+        history = history_records(fan_home, wf)
+        for done in records(fan_home, wf, "ActivityCompleted"):
+            [began] = [r for r in history if r["type"] == "ActivityStarted" and (r["step"], r["attempt"]) ==
+                       (done["step"], done["attempt"])]
+            assert began["worker"] in new_worker
+            assert _ms(done["ts"]) - _ms(began["ts"]) >= 2000  # recorded while it ran: heard live
+
+
+def _ms(ts: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)

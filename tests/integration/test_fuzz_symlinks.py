@@ -57,7 +57,7 @@ flow Quick
 PLANTS = [
     "workflows", "workflows/w1", "workflows/new", "workflows/run-1", "workflows/w1/history.jsonl",
     "workflows/w1/lock", "workflows/w1/logs", "workflows/w1/logs/s.1.out", "workflows/w1/logs/s.1.err",
-    "workflows/w1/logs/s.1.in", "workflows/w1/summary.json", f"workflows/w1/summary.json.{os.getpid()}.tmp",
+    "workflows/w1/logs/s.1.in", "workflows/w1/summary.json", "workflows/w1/summary.json.PID.tmp",  # PID: this process's (the same test ids in every xdist worker)
     "timers", "requests", "requests/taken", "requests/done", "requests/rejected", "registry", "registry/Job.json",
     "schedules", "schedules/nightly.json", "supervisor.lock", "supervisor.json",
 ]
@@ -197,6 +197,7 @@ def _drop(world: World) -> list[str]:
 @given(target=st.sampled_from(TARGETS),
        commands=st.lists(st.sampled_from(sorted(COMMANDS)), min_size=1, max_size=4, unique=True))
 def test_a_planted_symlink_is_never_followed_for_writing(tmp_path_factory, template, where, target, commands):
+    where = where.replace("PID", str(os.getpid()))
     world = _world(tmp_path_factory, template)
     try:
         aim = _plant(world, where, target)
