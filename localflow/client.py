@@ -602,6 +602,9 @@ def _watch(directory: Path, on_change: Callable[[], None]) -> Any:
         def on_any_event(self, event: Any) -> None:  # a hint only: the caller re-reads the history
             on_change()
 
+    from localflow.follow import quiet_watchdog
+
+    quiet_watchdog()
     observer = Observer()
     try:
         # writes end with a close; renames and deletions too. Not opens or read-only closes: the

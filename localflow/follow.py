@@ -17,6 +17,8 @@ Nothing here writes: a watcher can never disturb what it watches.
 
 from __future__ import annotations
 
+import logging
+
 import threading
 import time
 from pathlib import Path
@@ -29,6 +31,15 @@ from localflow.errors import HistoryCorruptError, WorkflowNotFound
 from localflow.store.base import Cursor
 
 POLL_S = 2.0  # the slow poll: how long a reader sleeps when no file event comes
+
+
+def quiet_watchdog() -> None:
+    """watchdog's own log lines never reach a command's output: with no handler of its own its logger
+    falls back to stderr ("InotifyEmitter.queue_events() called when the thread is inactive" when an
+    event arrives as a watcher stops). A watcher here is only a hint to read again: nothing is lost."""
+    watchdog_log = logging.getLogger("watchdog")
+    if not any(isinstance(h, logging.NullHandler) for h in watchdog_log.handlers):
+        watchdog_log.addHandler(logging.NullHandler())
 
 
 class Wakeup:
@@ -62,6 +73,7 @@ class Wakeup:
             from watchdog.observers import Observer
 
             wanted = [FileCreatedEvent, DirCreatedEvent, FileClosedEvent, FileMovedEvent, DirMovedEvent]
+            quiet_watchdog()
             observer = Observer()
         except Exception:  # noqa: BLE001 - no watchdog at all: poll
             return

@@ -102,6 +102,7 @@ def timeline_view(line: Timeline, now_ms: int, width: int, plain: bool = False) 
     head = Text.assemble((line.workflow_id, "bold"), f"  {line.flow}  ", (status, _STYLE.get(line.status, "")),
                          f"  {span(total)}" if line.end is not None else "",
                          (f"  (one column: {span(max(total // bar_w, 1))})", "dim"))
+    head.truncate(width, overflow="ellipsis" if not plain else "crop")  # the title fits the width too
     parts = [head, _axis(scale, label_w, bar_w)]
     for row, summary in zip(rows, summaries):
         text = Text(_fit(row.label, label_w).ljust(label_w) + "  ")

@@ -34,7 +34,8 @@ _STYLE = {"running": "cyan", "held": "yellow", "completed": "green", "failed": "
           "terminated": "bold magenta", "nondeterministic": "bold red", "queued": "yellow", "scheduled": "yellow"}
 
 
-def top_view(frame: Frame, policy: TimePolicy, limit: int, home: str = "", supervisor: str = "") -> Group:
+def top_view(frame: Frame, policy: TimePolicy, limit: int, home: str = "", supervisor: str = "",
+             live: bool = False) -> Group:
     """The dashboard: a header, counts by status, then each section (at most ``limit`` rows)."""
     head = Text.assemble(("lf top", "bold"), f"  {home}  " if home else "  ",
                          (supervisor or "no supervisor running", "dim" if supervisor else "yellow"),
@@ -59,7 +60,7 @@ def top_view(frame: Frame, policy: TimePolicy, limit: int, home: str = "", super
                                      policy.at(_ms(f["ended"])), Text(_one_line(f["error"])))))
     for problem in frame.problems:
         parts.append(Text(f"warning: {problem}", style="yellow"))
-    parts.append(Text(policy.zone_note() + "; Ctrl-C to leave", style="dim"))
+    parts.append(Text(policy.zone_note() + ("; Ctrl-C to leave" if live else ""), style="dim"))
     return Group(*parts)
 
 
@@ -150,7 +151,7 @@ def _live(board: Dashboard, args: argparse.Namespace, out: Any, home: str) -> No
 
     def draw() -> Group:
         policy = TimePolicy(mode, now_ms=_now())
-        return top_view(board.frame(policy.now_ms), policy, args.limit, home, supervisor)
+        return top_view(board.frame(policy.now_ms), policy, args.limit, home, supervisor, live=True)
 
     supervisor, checked = _supervisor(board.engine), time.monotonic()
     next_rescan = time.monotonic() + RESCAN_S

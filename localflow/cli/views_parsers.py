@@ -120,8 +120,9 @@ def _add_timeline(sub: argparse._SubParsersAction) -> None:
 def add_history_follow(parser: argparse.ArgumentParser) -> None:
     """``--follow/-f`` on `lf history`: its handler is ``watch:cmd_history_follow`` when set."""
     parser.add_argument("--follow", "-f", action="store_true",
-                        help="keep printing events as they land until the workflow ends "
-                             "(woken by file events; -o json prints one event per line)")
+                        help="keep printing events as they land until the workflow ends (woken by file "
+                             "events; -o jsonl prints one event per line; times are UTC, or local with "
+                             "--time-format local)")
 
 
 def add_graph_run(parser: argparse.ArgumentParser) -> None:
