@@ -287,6 +287,8 @@ def fields(line: str) -> list[str]:
 def test_lf_top_once_prints_the_sections_of_the_frame(ran):
     home, ids = ran
     command, doc, got = run_example(ran, "lf top --once")
+    if not re.search(r"\dZ$", got[0]):  # a long temp home wraps the header's clock onto a line of its own
+        got = [f"{got[0]}  {got[1].strip()}", *got[2:]]
     assert re.fullmatch(rf"lf top  {re.escape(str(home))}  no supervisor running  "
                         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", got[0])
     assert re.fullmatch(r"\d+ workflows: \d+ running, \d+ held, \d+ completed, \d+ failed", doc[1])
