@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from localflow.cli.main import whole_number  # (main imports this module only once it is loaded)
 from localflow.cli.output import add_output_option
 from localflow.cli.times import add_time_option
 
@@ -33,14 +34,7 @@ def _positive(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
+_count = whole_number(1)
 
 
 def _add_watch(sub: argparse._SubParsersAction) -> None:
