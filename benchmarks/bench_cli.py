@@ -56,7 +56,7 @@ def main() -> None:
             ids = [f"Three-20261130-0900{i % 100:02d}-{i:06x}" for i in range(n)]
             templates.populate(home, "finished", ids)
             subprocess.run(lf + ["list"], cwd=home, env={**os.environ, "LOCALFLOW_HOME": str(home)},
-                           check=True, stdout=subprocess.DEVNULL)  # summaries written once, as any first listing
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # summaries written once
             tail = ids[n // 2][-6:]
             print(f"\n{n:,} workflows held")
             for name, argv in (("lf --help", ["--help"]), ("lf list", ["list"]), ("lf list -q --limit 0",
