@@ -190,12 +190,14 @@ class Dashboard:
                         "queued" if attempt.queued_at is not None else "scheduled"),
                     "started": begun, "elapsed_ms": max(now - begun, 0), "pid": attempt.pid})
             for wait in signal_waits(state):
-                frame.waits.append({"id": workflow_id, "step": wait.label or wait.step, "signal": wait.signal,
+                frame.waits.append({"id": workflow_id, "step": wait.step, "label": wait.label or wait.step,
+                                    "signal": wait.signal,
                                     "kind": wait.kind, "timeout_at": wait.timeout_at})
             for timer in state.pending_timers():
                 if state.timer_wanted(timer):
-                    frame.timers.append({"id": workflow_id, "step": ir.statement_name(state.flow, timer.step),
-                                         "purpose": timer_purpose(timer.purpose),
+                    frame.timers.append({"id": workflow_id, "step": timer.step,
+                                         "label": ir.statement_name(state.flow, timer.step),
+                                         "purpose": timer.purpose, "purpose_text": timer_purpose(timer.purpose),
                                          "fire_at": timer.fire_at, "in_ms": timer.fire_at - now})
         frame.activities.sort(key=lambda a: -a["elapsed_ms"])
         frame.timers.sort(key=lambda t: t["fire_at"])

@@ -36,6 +36,7 @@ class ProgressPrinter:
         self._folded = 0  # the last seq folded into ``_state``; 0 and a gap: no hints
         self._hinted: set[tuple[str, str]] = set()
         self._child_flows: dict[str, Any] = {}
+        self._day: Union[str, None] = None  # the UTC date of the first line: later days are written out
         print(f"workflow {workflow_id}")
 
     def note(self, text: str) -> None:
@@ -62,7 +63,12 @@ class ProgressPrinter:
             self._hint_signals()
 
     def _time(self, ms: int) -> str:
-        return to_iso(ms)[11:19] + "Z"  # UTC, named, as every time inside the line
+        """UTC, named, as every time inside the line; with its date once it is not the run's first day
+        (a 30-day sleep, a skipped month)."""
+        iso = to_iso(ms)
+        if self._day is None:
+            self._day = iso[:10]
+        return iso[11:19] + "Z" if iso[:10] == self._day else f"{iso[:10]} {iso[11:19]}Z"
 
     def _fold(self, event: Any) -> None:
         """Keep a state of our own (a signal wait records no event: it shows only in the state)."""
@@ -89,7 +95,7 @@ class ProgressPrinter:
         name = wait.label or wait.step
         why = {"wait": f"step {name}", "loop": name, "close": f"closes {name}", "handler": name}[wait.kind]
         if wait.timeout_at is not None:
-            why += f", times out at {to_iso(wait.timeout_at)[11:19]}Z"
+            why += f", times out at {self._time(wait.timeout_at)}"
         command = f"{self.lf} signal {shlex.quote(self.workflow_id)} {shlex.quote(wait.signal)} --data '{{}}'"
         return f"waiting for signal '{wait.signal}' ({why}):\n    {command}"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from localflow.cli.common import client_for, console, engine_for, print_json, resolve
+from localflow.cli.common import client_for, console, engine_for, lf_command, print_json, resolve
 from localflow.cli.output import emit_list, output_of, plain
 from localflow.cli.times import policy_for
 from localflow.core import events as ev
@@ -105,7 +105,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print_json(render.details(state))
     else:
-        console().print(render.inspect_view(state, policy_for(args)))
+        console().print(render.inspect_view(state, policy_for(args), lf_command(args)))
     return NondeterminismError.exit_code if state.status == NONDETERMINISTIC else 0
 
 

@@ -12,6 +12,7 @@ line says how much more there is and where to see it (the ``--json`` views are w
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from rich import box
@@ -184,7 +185,8 @@ def _ms(iso: str | None) -> int | None:
     return None if iso is None else from_iso(iso)
 
 
-def inspect_view(state: WorkflowState, policy: TimePolicy) -> Group:
+def inspect_view(state: WorkflowState, policy: TimePolicy, lf: str = "lf") -> Group:
+    """`lf inspect`; ``lf`` is how the printed commands start (``lf --home DIR`` when one was given)."""
     see = _see(state.workflow_id)
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -203,7 +205,8 @@ def inspect_view(state: WorkflowState, policy: TimePolicy) -> Group:
     for wait in signal_waits(state):
         ends = f", times out {policy.at(wait.timeout_at)}" if wait.timeout_at else ""
         head.add_row("waiting for", Text(f"signal '{wait.signal}' ({wait.label}{ends}): answer with "
-                                         f"`lf signal {state.workflow_id} {wait.signal} --data '...'`"))
+                                         f"`{lf} signal {shlex.quote(state.workflow_id)} "
+                                         f"{shlex.quote(wait.signal)} --data '...'`"))
     head.add_row("input", value_text(dict(state.input), see))
     if state.status == "completed":
         head.add_row("result", value_text(state.result, see))
@@ -295,14 +298,22 @@ def _divergence(state: WorkflowState) -> str:
     return divergence_text(d["at"], d["expected"], d["recorded"], d["where"]) if d else ""
 
 
-def result_panel(state: WorkflowState) -> Panel:
+def result_panel(state: WorkflowState) -> Any:
+    """How a run ended: a panel on a terminal; piped, a title line and the body (no box drawing)."""
+    from localflow.cli.output import plain
+
     see = _see(state.workflow_id)
     title = Text(f"{state.workflow_id} {state.status}")
     if state.status == "completed":
-        return Panel(value_text(state.result, see, indent=2), title=title, border_style="green", expand=False)
-    message = _divergence(state) or str((state.error or {}).get("message", "unknown error"))
-    body = plain_text(message, see)
-    compensated = (state.error or {}).get("compensated")
-    if compensated:
-        body.append(f"\ncompensated: {names_text(compensated)}")
-    return Panel(body, title=title, border_style="red", expand=False)
+        body = value_text(state.result, see, indent=2)
+        style = "green"
+    else:
+        message = _divergence(state) or str((state.error or {}).get("message", "unknown error"))
+        body = plain_text(message, see)
+        compensated = (state.error or {}).get("compensated")
+        if compensated:
+            body.append(f"\ncompensated: {names_text(compensated)}")
+        style = "red"
+    if plain():
+        return Group(title, body)
+    return Panel(body, title=title, border_style=style, expand=False)

@@ -121,7 +121,7 @@ def _print_table(rows: list[dict]) -> None:
 
 
 def _short(iso: "str | None") -> str:
-    return "-" if iso is None else iso[:19].replace("T", " ")
+    return "-" if iso is None else iso[:19] + "Z"  # UTC, named: piped tables have no caption
 
 
 def cmd_pause(args: argparse.Namespace) -> int:

@@ -105,10 +105,10 @@ def timeline_view(line: Timeline, now_ms: int, width: int, plain: bool = False) 
     head.truncate(width, overflow="ellipsis" if not plain else "crop")  # the title fits the width too
     parts = [head, _axis(scale, label_w, bar_w)]
     for row, summary in zip(rows, summaries):
-        text = Text(_fit(row.label, label_w).ljust(label_w) + "  ")
+        text = Text(_fit(row.label, label_w, plain).ljust(label_w) + "  ")
         text.append_text(_bar(row, scale, glyphs, now_ms))
         if summary_w:
-            text.append("  " + _fit(summary, summary_w), style=_STYLE.get(row.interval.status, ""))
+            text.append("  " + _fit(summary, summary_w, plain), style=_STYLE.get(row.interval.status, ""))
         parts.append(text)
     if not plain:
         parts.append(Text(f"{glyphs.ran} ran  {glyphs.waited} scheduled, queued or retry wait  {glyphs.slept} "
@@ -185,8 +185,10 @@ def _bar(row: _Row, scale: Scale, glyphs: Glyphs, now_ms: int) -> Text:
     return text
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+def _fit(text: str, width: int, plain: bool = False) -> str:
+    if len(text) <= width:
+        return text
+    return text[: max(width - 3, 0)] + "..." if plain else text[: max(width - 1, 0)] + "…"
 
 
 # --- the command -----------------------------------------------------------------------

@@ -52,9 +52,10 @@ def top_view(frame: Frame, policy: TimePolicy, limit: int, home: str = "", super
                                      _status(a["status"]),
                                      span(a["elapsed_ms"]), str(a["pid"] or "-"))))
     parts.append(_section("waiting for a signal", frame.waits, limit, ("WORKFLOW", "SIGNAL", "STEP", "TIMES OUT"),
-                          lambda w: (Text(w["id"]), Text(w["signal"]), Text(w["step"]), policy.at(w["timeout_at"]))))
+                          lambda w: (Text(w["id"]), Text(w["signal"]), Text(w["label"]), policy.at(w["timeout_at"]))))
     parts.append(_section("next timers", frame.timers, limit, ("WORKFLOW", "STEP", "PURPOSE", "FIRES"),
-                          lambda t: (Text(t["id"]), Text(t["step"]), Text(t["purpose"]), policy.at(t["fire_at"]))))
+                          lambda t: (Text(t["id"]), Text(t["label"]), Text(t["purpose_text"]),
+                                     policy.at(t["fire_at"]))))
     parts.append(_section("recent failures", frame.failures, limit, ("WORKFLOW", "FLOW", "STATUS", "ENDED", "ERROR"),
                           lambda f: (Text(f["id"]), Text(f["flow"]), _status(f["status"]),
                                      policy.at(_ms(f["ended"])), Text(_one_line(f["error"])))))
@@ -76,8 +77,13 @@ def _section(title: str, rows: list[dict[str, Any]], limit: int, columns: tuple,
     more = len(rows) - limit
     table = new_table(title=f"{title} ({len(rows):,})", title_justify="left",
                       caption=f"… and {more:,} more" if more > 0 else None, caption_justify="left")
-    for column in columns:
-        table.add_column(column, no_wrap=column != "ERROR", overflow="ellipsis", ratio=1 if column == "ERROR" else None)
+    from localflow.cli.output import plain
+
+    ids = max(len(str(row.get("id", ""))) for row in rows[:limit])
+    for column in columns:  # ids are never cut; piped, one line a row (the error is cut instead)
+        error = column == "ERROR"
+        table.add_column(column, no_wrap=not error or plain(), overflow="ellipsis",
+                         min_width=ids if column == "WORKFLOW" else None, ratio=1 if error and not plain() else None)
     for row in rows[:limit]:
         table.add_row(*cells(row))
     return table
@@ -90,7 +96,12 @@ def _ms(iso: Any) -> Any:
 
 
 def _one_line(text: Any) -> str:
-    return " ".join(str(text).split()) if text else "-"
+    """An error on one line; piped (a row stays one line), cut at 50 characters first, so the other
+    columns keep their room (`lf inspect ID` has it whole)."""
+    from localflow.cli.output import plain
+
+    line = " ".join(str(text).split()) if text else "-"
+    return line if len(line) <= 50 or not plain() else line[:47] + "..."
 
 
 def _now() -> int:

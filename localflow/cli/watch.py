@@ -128,12 +128,13 @@ class _HistoryLines:
 
         # one policy for the whole run; "relative" would be relative to when it started: UTC instead
         self.policy = TimePolicy("local" if time_format == "local" else "utc")
+        self.width = 29 if time_format == "local" else 24  # 2026-12-30 19:04:06.809+09:00 / ...06.809Z
         if not self.plain:
             from rich.text import Text
 
-            self.out.print(Text(f"{'SEQ':>4}  {'TIME':<24} {'TYPE':<22} DETAIL", style="bold"))
+            self.out.print(Text(f"{'SEQ':>4}  {'TIME':<{self.width}} {'TYPE':<22} DETAIL", style="bold"))
         else:
-            sys.stdout.write(f"{'SEQ':>4}  {'TIME':<24} {'TYPE':<22} DETAIL\n")
+            sys.stdout.write(f"{'SEQ':>4}  {'TIME':<{self.width}} {'TYPE':<22} DETAIL\n")
 
     def _time(self, ms: int) -> str:
         return self.policy.precise(ms)
@@ -143,7 +144,7 @@ class _HistoryLines:
 
         for event in events:
             kind = type(event).__name__
-            text = f"{event.seq:>4}  {self._time(event.ts):<24} {kind:<22} {describe(event, flow)}"
+            text = f"{event.seq:>4}  {self._time(event.ts):<{self.width}} {kind:<22} {describe(event, flow)}"
             if self.plain:
                 sys.stdout.write(text + "\n")
             else:

@@ -562,7 +562,7 @@ def test_zsh_and_fish_scripts_parse(home, tmp_path, shell, check):
 def test_a_workflow_waiting_on_a_signal_says_so_and_how_to_answer(home):
     text = ok(home, "inspect", "wait-1")
     assert "waiting for" in text and "signal 'approve'" in text
-    assert "lf signal wait-1 approve --data" in text
+    assert f"lf --home {home} signal wait-1 approve --data" in text  # as typed: with the --home it was given
     assert as_json(home, "inspect", "wait-1")["waiting_for"] == [{"signal": "approve", "at": "approval",
                                                                   "timeout_at": None}]
 

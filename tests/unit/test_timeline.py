@@ -179,7 +179,7 @@ def test_the_chart_draws_open_intervals_to_now():
     events = HAND[:10] + [ev.TimerFired(seq=11, ts=T0 + 2700, timer=2)]
     text = rendered(timeline_view(timeline(events), T0 + 4000, 80, plain=True), 80)
     assert "running, 4.0s so far" in text
-    assert re.search(r"approval: signal ap…\s+-+>  waiting \(1.3s\)", text)  # open: drawn up to now
+    assert re.search(r"approval: signal \.\.\.\s+-+>  waiting \(1.3s\)", text)  # open: drawn up to now
 
 
 def test_graph_of_a_run_marks_each_statement(real):
@@ -203,7 +203,8 @@ def test_top_frame_renders_its_sections(width):
     frame = Frame(T0, 3, {"running": 2, "held": 0, "completed": 0, "failed": 1},
                   activities=[{"id": "Buy-1", "step": "charge", "attempt": 2, "status": "running",
                                "started": T0 - 4000, "elapsed_ms": 4000, "pid": 42}],
-                  waits=[{"id": "Waits-1", "step": "ok", "signal": "go", "kind": "wait", "timeout_at": None}],
+                  waits=[{"id": "Waits-1", "step": "ok", "label": "ok", "signal": "go", "kind": "wait",
+                          "timeout_at": None}],
                   failures=[{"id": "Buy-0", "flow": "Buy", "status": "failed", "ended": "2025-11-24T15:59:00.000Z",
                              "error": "card declined"}])
     text = rendered(top_view(frame, TimePolicy("relative", T0), 10, "home"), width)
