@@ -87,7 +87,7 @@ def describe(event: ev.Event, flow: Any = None) -> str:
     if flow is not None and hasattr(event, "frame") and hasattr(event, "at"):  # WorkflowNondeterministic has no frame
         stmt = statement_at(flow, event.frame, event.at)
         if stmt is not None:
-            text = _describe_flow_event(event, where_text(stmt), stmt)
+            text = _describe_flow_event(event, ir.shown_name(stmt), stmt)
     if text is None and flow is not None and isinstance(event, ev.TimerStarted):  # a sleep is keyed by its id
         text = _describe(dataclasses.replace(event, step=ir.statement_name(flow, event.step)))
     shown, more = clip_text(_describe(event) if text is None else text)
@@ -174,11 +174,6 @@ def _compensated(reason: Any) -> str:
 def names_text(names: Any) -> str:
     """Step names recorded as a list, comma-separated (whatever a hand-edited history holds there)."""
     return ", ".join(map(str, names)) if isinstance(names, (list, tuple)) else str(names)
-
-
-def where_text(stmt: Any) -> str:
-    """A statement as its author knows it (``ir.shown_name``): ``charge``, ``if at line 12``."""
-    return ir.shown_name(stmt)
 
 
 def _branch_text(branch: str, stmt: Any) -> str:

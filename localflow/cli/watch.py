@@ -33,10 +33,6 @@ from localflow.errors import WorkflowFailed
 from localflow.follow import Tail, follow
 
 
-outcome_code = exit_code_of  # (the name the views use)
-lf_prefix = lf_command
-
-
 def _note_idle(engine: Engine, tail: Tail) -> None:
     """Say on stderr when nothing will move the workflow (no supervisor, or imported and held)."""
     if tail.ended or tail.state is None:
@@ -55,7 +51,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     workflow_id = resolve(engine, args.id)
     fmt = output_of(args)
-    printer = ProgressPrinter(workflow_id, lf_prefix(args)) if fmt == "text" else None
+    printer = ProgressPrinter(workflow_id, lf_command(args)) if fmt == "text" else None
     told = []
 
     def on_events(tail: Tail, fresh: list[ev.Event]) -> None:
@@ -77,7 +73,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         from localflow.cli.common import console
 
         console().print(render.result_panel(tail.state))
-    return outcome_code(tail.state) if args.exit_status else 0
+    return exit_code_of(tail.state) if args.exit_status else 0
 
 
 def _print_records(events: list[ev.Event], workflow_id: str) -> None:
@@ -181,7 +177,7 @@ def cmd_result(args: argparse.Namespace) -> int:
 
         message = shape["error"]["message"] if isinstance(shape["error"], dict) else shape["error"]
         sys.stderr.write(f"error: {workflow_id} {shape['status']}: {shown(str(message))}\n")
-    return outcome_code(state)
+    return exit_code_of(state)
 
 
 def result_json(state: WorkflowState) -> dict[str, Any]:

@@ -23,12 +23,11 @@ def resolve_input(flow: ir.Flow, given: Mapping[str, Any]) -> dict[str, Any]:
     missing = []
     for item in flow.inputs:
         if item.name in given:
-            values[item.name] = given[item.name]
-            default_kind = kind_of(default_of(item))
-            if default_kind is not None and kind_of(given[item.name]) != default_kind:
-                raise InputError(f"input '{item.name}' of flow {flow.name} is {_A[default_kind]} (its default is "
-                                 f"{_shown(default_of(item))}), got {_A[kind_of(given[item.name])]}: "
-                                 f"{_shown(given[item.name])}")
+            value = values[item.name] = given[item.name]
+            default = default_of(item)
+            if kind_of(default) is not None and kind_of(value) != kind_of(default):
+                raise InputError(f"input '{item.name}' of flow {flow.name} is {_KIND_WORDS[kind_of(default)]} (its "
+                                 f"default is {_shown(default)}), got {_KIND_WORDS[kind_of(value)]}: {_shown(value)}")
         elif item.default is not None:
             values[item.name] = default_of(item)
         else:
@@ -39,7 +38,7 @@ def resolve_input(flow: ir.Flow, given: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-_A = {None: "null", "text": "text", "number": "a number", "boolean": "true or false", "list": "a list", "object": "an object",
+_KIND_WORDS = {None: "null", "text": "text", "number": "a number", "boolean": "true or false", "list": "a list", "object": "an object",
       "null": "null"}
 
 
